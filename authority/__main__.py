@@ -1,0 +1,5 @@
+"""`python -m authority` runs the command line."""
+
+from authority.cli import main
+
+main()

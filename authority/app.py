@@ -1,0 +1,75 @@
+"""The ASGI application factory: wires settings, routes, error handlers and middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from authority import __version__
+from authority.config import Settings, load_settings
+from authority.instance import Instance
+from authority.logs import configure_logging
+from authority.web.metrics import Metrics
+from authority.web.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+    security_headers,
+)
+from authority.web.problems import install_problem_handlers
+from authority.web.routes import docs, operations
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
+    """Build the Authority web application for ``settings``.
+
+    ``instance`` lets a caller (the tests) supply an already-open instance; by
+    default one is opened from ``settings`` and closed at shutdown.
+    """
+    owned = instance is None
+    opened = instance or Instance.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            opened.close()
+
+    app = FastAPI(
+        title="Authority",
+        version=__version__,
+        summary="Identity, electronic seals and licence verification for government services.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.instance = opened
+    app.state.metrics = Metrics()
+    install_problem_handlers(app)
+    app.include_router(operations.router)
+    app.include_router(docs.router)
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Added last = outermost. Security headers wrap everything, including the
+    # last-resort 500 that RequestContextMiddleware renders.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, issuer=settings.issuer)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, issuer=settings.issuer)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        headers=security_headers(hsts=settings.issuer.startswith("https://")),
+    )
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Uvicorn's factory (``authority serve``): settings from ``AUTHORITY_*``."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,188 @@
+"""Settings: every knob Authority reads, from ``AUTHORITY_*`` environment variables.
+
+One documented source of defaults (this class), validated when constructed:
+an unknown ``AUTHORITY_*`` variable, a malformed value or an unsafe
+combination raises :class:`~authority.errors.ConfigurationError` naming the
+setting, so the service never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from authority.errors import ConfigurationError
+
+ENV_PREFIX = "AUTHORITY_"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class Environment(enum.StrEnum):
+    """Where the service runs; ``production`` turns unsafe defaults into errors."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class KeyStoreKind(enum.StrEnum):
+    """Where private keys live."""
+
+    FILE = "file"
+    PKCS11 = "pkcs11"
+
+
+class LogFormat(enum.StrEnum):
+    """How log lines are written to standard error."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one Authority instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    env: Environment = Field(Environment.DEVELOPMENT, description="`development` or `production`.")
+    database_url: str = Field(
+        "sqlite:///var/authority.db",
+        description="SQLAlchemy URL; `sqlite:///path` or `postgresql://user@host/db`.",
+    )
+    issuer: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public base URL: the OIDC issuer and the base of every published link.",
+    )
+    var_dir: Path = Field(Path("var"), description="Directory for local state.")
+    keys_dir: Path = Field(Path("keys"), description="Directory of the file key store.")
+    keystore: KeyStoreKind = Field(KeyStoreKind.FILE, description="`file` or `pkcs11`.")
+    keystore_passphrase: str | None = Field(
+        None, description="Encrypts the file key store.", repr=False
+    )
+    pkcs11_module: str | None = Field(None, description="Path of the PKCS#11 module (.so).")
+    pkcs11_token: str | None = Field(None, description="Label of the PKCS#11 token.")
+    pkcs11_pin: str | None = Field(None, description="User PIN of the token.", repr=False)
+    log_format: LogFormat = Field(LogFormat.TEXT, description="`text` or `json`.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].lower()
+        backend = scheme.split("+", 1)[0]
+        if backend not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if backend == "postgres":
+            value = "postgresql" + value[len(scheme) :]
+            scheme = "postgresql"
+        if scheme == "postgresql":
+            # A plain postgresql:// URL works as written (DESIGN.md): use psycopg 3.
+            value = "postgresql+psycopg" + value[len(scheme) :]
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://id.example.gov")
+        # OpenID Connect Discovery §3: the issuer has no query or fragment component.
+        if parts.query or parts.fragment:
+            raise ValueError("must not contain a query or a fragment")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _safe_combination(self) -> Settings:
+        if self.keystore is KeyStoreKind.PKCS11:
+            for name in ("pkcs11_module", "pkcs11_token", "pkcs11_pin"):
+                if not getattr(self, name):
+                    raise ValueError(
+                        f"{ENV_PREFIX}{name.upper()} is required when {ENV_PREFIX}KEYSTORE=pkcs11"
+                    )
+        if self.env is Environment.PRODUCTION:
+            parts = urlsplit(self.issuer)
+            if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
+                raise ValueError(f"{ENV_PREFIX}ISSUER must use https in production")
+            if self.keystore is KeyStoreKind.FILE and not self.keystore_passphrase:
+                raise ValueError(
+                    f"{ENV_PREFIX}KEYSTORE_PASSPHRASE is required in production "
+                    "with the file key store"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite default."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for PostgreSQL or an in-memory database."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return Path(path) if path and path != ":memory:" else None
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (default: the process environment) plus overrides.
+
+    Raises :class:`ConfigurationError` naming the first bad setting.
+    """
+    environ = os.environ if environ is None else environ
+    unknown = _unknown_variables(environ)
+    if unknown:
+        name = unknown[0]
+        known = [ENV_PREFIX + n.upper() for n in Settings.model_fields]
+        hint = difflib.get_close_matches(name.upper(), known, n=1)
+        suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+        raise ConfigurationError(f"unknown setting {name}{suggestion}")
+    values: dict[str, Any] = {
+        k[len(ENV_PREFIX) :].lower(): v
+        for k, v in environ.items()
+        if k.upper().startswith(ENV_PREFIX)
+    }
+    values.update(overrides)
+    try:
+        # Values come from `environ`, not from pydantic-settings' own reading of
+        # os.environ, so tests and the CLI can pass an explicit environment.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = [str(part) for part in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    if location:
+        return f"{ENV_PREFIX}{location[0].upper()}: {message}"
+    return message

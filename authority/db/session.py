@@ -1,0 +1,117 @@
+"""The Database handle: one engine, sessions, and the unit of work.
+
+A unit of work is one session, committed if the block succeeds and rolled
+back if it raises. Every writer (a request, a CLI command) goes through
+:meth:`Database.transaction`, so nothing is committed half-way and nothing is
+acknowledged before it is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from authority.errors import Unavailable
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached or answered with an error."""
+
+    slug = "database-unavailable"
+    title = "Database unavailable"
+
+
+def database_unavailable(exc: OperationalError | InterfaceError) -> DatabaseUnavailable:
+    """Describe a connection-level database failure without leaking credentials."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return DatabaseUnavailable(f"database unavailable: {reason}")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT and
+    # transactional DDL; hand control to SQLAlchemy (its documented recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def create_database_engine(url: str) -> Engine:
+    """Make an engine for ``url`` with the settings each backend needs."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Database:
+    """An engine and the sessions made from it."""
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self.bind = bind
+        options: dict[str, Any] = {"expire_on_commit": False}
+        if isinstance(bind, Connection):
+            # Tests: every session joins the connection's outer transaction through
+            # a savepoint, so the test can roll everything back at its end.
+            options["join_transaction_mode"] = "create_savepoint"
+        self._sessions = sessionmaker(bind=bind, **options)
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """Open the database at ``url``."""
+        return cls(create_database_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.bind.dialect.name
+
+    def session(self) -> Session:
+        """A new session; the caller decides when to commit."""
+        session: Session = self._sessions()
+        return session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work: commit on success, roll back on any exception."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        """Raise :class:`DatabaseUnavailable` unless the database answers a query."""
+        try:
+            with self._sessions() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable(f"database does not answer: {type(exc).__name__}") from exc
+
+    def dispose(self) -> None:
+        """Close pooled connections (the engine's, not a borrowed connection)."""
+        if isinstance(self.bind, Engine):
+            self.bind.dispose()

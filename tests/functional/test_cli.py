@@ -1,0 +1,155 @@
+"""The `authority` command as operators run it: a real process, real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m authority ARGS` with only AUTHORITY_* from ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORITY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "authority", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=input_text,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env(fresh_database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "AUTHORITY_DATABASE_URL": fresh_database_url,
+        "AUTHORITY_KEYS_DIR": str(tmp_path / "keys"),
+        "AUTHORITY_VAR_DIR": str(tmp_path / "var"),
+    }
+
+
+def test_init_is_idempotent(cli_env: dict[str, str], tmp_path: Path) -> None:
+    first = run(["init", "--json"], cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["schema_before"] is None
+    assert "installation record" in report["created"]
+    assert (tmp_path / "keys").is_dir()
+    assert (tmp_path / "keys").stat().st_mode & 0o077 == 0
+
+    second = run(["init", "--json"], cli_env, tmp_path)
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert again["created"] == []
+    assert again["instance_id"] == report["instance_id"]
+    assert again["schema"] == report["schema"]
+
+
+def test_demo_is_idempotent_and_follows_the_contract(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(["init"], cli_env, tmp_path).returncode == 0
+    first = run(["demo", "--json"], cli_env, tmp_path)
+    second = run(["demo", "--json"], cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert json.loads(first.stdout)["issuer"] == "http://127.0.0.1:8000"
+
+
+def test_demo_before_init_says_what_to_do(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = run(["demo"], cli_env, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "authority: error: the database has no schema: run `authority init` first\n"
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["init"], ["demo"], ["serve"]])
+def test_every_command_has_help_and_json(command: list[str], tmp_path: Path) -> None:
+    result = run([*command, "--help"], {}, tmp_path)
+    assert result.returncode == 0
+    assert "Usage: authority" in result.stdout
+    if command:
+        assert "--json" in result.stdout
+
+
+def test_bad_setting_is_one_line_without_traceback(tmp_path: Path) -> None:
+    result = run(["init"], {"AUTHORITY_ISSUER": "not a url"}, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("authority: error: AUTHORITY_ISSUER: must be an absolute")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env = {"AUTHORITY_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    result = run(["init"], env, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("authority: error: database unavailable: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    result = run(["serve", "--port", "99999"], {}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("authority: Invalid value for '--port'")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_answers_and_stops_gracefully(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run(["init"], cli_env, tmp_path).returncode == 0
+    port = _free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORITY_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "authority", "serve", "--port", str(port)],
+        env={**base, **cli_env, "AUTHORITY_LOG_FORMAT": "json"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "server did not start in 30 s"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ready"
+        assert "server" not in response.headers
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    # Uvicorn re-raises the signal after shutting down, as systemd and Docker expect.
+    assert server.returncode in (0, -signal.SIGTERM)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert "Application shutdown complete." in messages
+    access = [line for line in lines if line["logger"] == "authority.access"]
+    assert access and access[0]["route"] == "/readyz"
+    assert len(access[0]["request_id"]) == 16
