@@ -22,7 +22,7 @@ from authority.web.middleware import (
     security_headers,
 )
 from authority.web.problems import install_problem_handlers
-from authority.web.routes import docs, operations
+from authority.web.routes import docs, operations, pki
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -55,6 +55,7 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(operations.router)
     app.include_router(docs.router)
+    app.include_router(pki.router)
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = outermost. Security headers wrap everything, including the

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from authority.config import Environment, KeyStoreKind
+from authority.db.base import utcnow
 from authority.db.migrate import current_revision, upgrade
 from authority.db.models import Installation
-from authority.errors import AuthorityError
-from authority.instance import Instance, ensure_directory
+from authority.errors import AuthorityError, ConfigurationError
+from authority.instance import (
+    Instance,
+    development_passphrase_path,
+    ensure_directory,
+    keystore_passphrase,
+)
+from authority.pki.service import Pki, PkiSettings
+
+log = logging.getLogger("authority.init")
 
 
 class NotInitialised(AuthorityError):
@@ -37,8 +51,44 @@ def redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _ensure_development_passphrase(instance: Instance) -> bool:
+    """Generate the file store passphrase into var/ when none is configured (development)."""
+    settings = instance.settings
+    if settings.keystore is not KeyStoreKind.FILE or keystore_passphrase(settings):
+        return False
+    if settings.env is Environment.PRODUCTION:  # pragma: no cover - config refuses this
+        raise ConfigurationError("AUTHORITY_KEYSTORE_PASSPHRASE is required in production")
+    path = development_passphrase_path(settings)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    log.warning(
+        "WARNING: no AUTHORITY_KEYSTORE_PASSPHRASE is set; generated one into %s. Anyone who "
+        "can read that file can use every key in %s. Fine for development; in production set "
+        "AUTHORITY_KEYSTORE_PASSPHRASE (or use AUTHORITY_KEYSTORE=pkcs11).",
+        path,
+        settings.keys_dir,
+    )
+    return True
+
+
+def pki_for(instance: Instance, session: Session) -> Pki:
+    """The PKI of ``instance`` within ``session``."""
+    settings = instance.settings
+    return Pki(
+        session,
+        instance.keystore,
+        PkiSettings(
+            base_url=settings.issuer,
+            name=settings.pki_name,
+            organisation=settings.pki_organisation,
+            country=settings.pki_country,
+        ),
+    )
+
+
 def initialise(instance: Instance) -> InitReport:
-    """Create directories, migrate the schema and record the installation."""
+    """Create directories, migrate the schema, create keys and the CA hierarchy."""
     settings = instance.settings
     created: list[str] = []
     for directory in (settings.var_dir, settings.keys_dir):
@@ -51,6 +101,9 @@ def initialise(instance: Instance) -> InitReport:
     assert after is not None
     if before != after:
         created.append(f"schema {before or 'empty'} -> {after}")
+    # Only once the database answers: a failed init leaves no passphrase behind.
+    if _ensure_development_passphrase(instance):
+        created.append(f"development key store passphrase in {settings.var_dir}")
     with instance.database.transaction() as session:
         installation = session.scalar(select(Installation))
         if installation is None:
@@ -62,6 +115,7 @@ def initialise(instance: Instance) -> InitReport:
             created.append(f"issuer changed to {settings.issuer}")
         session.flush()
         instance_id = installation.instance_id
+        created += pki_for(instance, session).ensure_hierarchy(utcnow())
     return InitReport(
         database=redacted_url(settings.database_url),
         schema_from=before,

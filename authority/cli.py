@@ -14,15 +14,21 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from authority import __version__
-from authority.bootstrap import initialise, redacted_url
+from authority.agencies.service import create_agency, revoke_seal, rotate_seal
+from authority.bootstrap import initialise, pki_for, redacted_url
 from authority.config import Settings, load_settings
+from authority.db.base import utcnow
 from authority.db.session import database_unavailable
 from authority.demo import seed_demo
 from authority.errors import AuthorityError
 from authority.instance import Instance
+from authority.pki.crl import parse_reason
+from authority.pki.models import CertificateRecord
+from authority.pki.service import certificate_pem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,6 +166,127 @@ def serve_command(host: str, port: int, workers: int) -> None:
         server_header=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def _seal_summary(record: CertificateRecord) -> dict[str, Any]:
+    return {
+        "serial": record.serial,
+        "subject": record.subject,
+        "not_before": record.not_before.isoformat(),
+        "not_after": record.not_after.isoformat(),
+        "key_handle": record.key_handle,
+        "status": "revoked" if record.revoked_at else "good",
+        "pem": certificate_pem(record),
+    }
+
+
+agency_group = click.Group("agency", help="Agencies: the public bodies that issue licences.")
+seal_group = click.Group("seal", help="Agency seal keys and certificates.")
+keys_group = click.Group("keys", help="Keys in the key store.")
+for _group in (agency_group, seal_group, keys_group):
+    cli.add_command(_group)
+
+
+@command(agency_group, "create")
+@click.option("--code", required=True, help="Short unique code, e.g. MOT (A-Z a-z 0-9 _ -).")
+@click.option("--name", required=True, help="The agency's name as on its seal.")
+def agency_create_command(code: str, name: str) -> None:
+    """Register an agency with a new seal key and certificate."""
+    with opened_instance() as instance, instance.database.transaction() as session:
+        agency, seal = create_agency(pki_for(instance, session), code, name, utcnow())
+        data = {"code": agency.code, "name": agency.name, "seal": _seal_summary(seal)}
+    emit(
+        data,
+        f"agency {agency.code} ({agency.name})\nseal certificate {seal.serial}, "
+        f"valid until {seal.not_after.isoformat()}",
+    )
+
+
+@command(seal_group, "rotate")
+@click.option("--agency", "code", required=True, help="The agency's code.")
+def seal_rotate_command(code: str) -> None:
+    """Give an agency a new seal key and certificate; the old one stays valid for
+    what it sealed."""
+    with opened_instance() as instance, instance.database.transaction() as session:
+        previous, seal = rotate_seal(pki_for(instance, session), code, utcnow())
+        data = {
+            "agency": code,
+            "seal": _seal_summary(seal),
+            "previous": previous.serial if previous else None,
+        }
+    emit(
+        data,
+        f"agency {code}: new seal certificate {seal.serial}"
+        + (f" (replaces {previous.serial}, still valid)" if previous else ""),
+    )
+
+
+@command(seal_group, "revoke")
+@click.option("--agency", "code", required=True, help="The agency's code.")
+@click.option(
+    "--reason",
+    required=True,
+    help="RFC 5280 reason name, e.g. keyCompromise, "
+    "cessationOfOperation, superseded, affiliationChanged.",
+)
+@click.option("--serial", default=None, help="A specific certificate (default: the current one).")
+def seal_revoke_command(code: str, reason: str, serial: str | None) -> None:
+    """Revoke an agency's seal certificate; the CRL, OCSP and trust list show it at once."""
+    parsed = parse_reason(reason)
+    with opened_instance() as instance, instance.database.transaction() as session:
+        record = revoke_seal(pki_for(instance, session), code, parsed, utcnow(), serial)
+        data = {
+            "agency": code,
+            "serial": record.serial,
+            "reason": parsed.value,
+            "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+        }
+    emit(data, f"agency {code}: seal certificate {record.serial} revoked ({parsed.value})")
+
+
+@command(keys_group, "list")
+def keys_list_command() -> None:
+    """List the keys in the key store and the certificates that certify them."""
+    with opened_instance() as instance, instance.database.session() as session:
+        certified: dict[str, list[CertificateRecord]] = {}
+        for record in session.scalars(select(CertificateRecord)):
+            certified.setdefault(record.key_handle, []).append(record)
+        rows: list[dict[str, Any]] = []
+        for key in instance.keystore.list():
+            uses = certified.get(key.handle, [])
+            rows.append(
+                {
+                    "handle": key.handle,
+                    "label": key.label,
+                    "algorithm": key.algorithm.value,
+                    "created_at": key.created_at.isoformat(),
+                    "keystore": instance.keystore.kind,
+                    "certificates": [
+                        {
+                            "role": r.role,
+                            "name": r.name,
+                            "serial": r.serial,
+                            "status": _key_status(r),
+                        }
+                        for r in uses
+                    ],
+                }
+            )
+    lines = [
+        f"{r['handle']}  {r['algorithm']}  {r['label']}  "
+        + (
+            ", ".join(f"{c['role']}:{c['name']} ({c['status']})" for c in r["certificates"])
+            or "(no certificate)"
+        )
+        for r in rows
+    ]
+    emit({"keys": rows}, "\n".join(lines) or "no keys: run `authority init`")
+
+
+def _key_status(record: CertificateRecord) -> str:
+    if record.revoked_at is not None:
+        return "revoked"
+    return "superseded" if record.superseded_at is not None else "current"
 
 
 def _fail(message: str, status: int) -> None:

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authority.errors import ConfigurationError
+from authority.pki.file_keystore import passphrase_strength_problem
 
 ENV_PREFIX = "AUTHORITY_"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -74,6 +75,21 @@ class Settings(BaseSettings):
     pkcs11_module: str | None = Field(None, description="Path of the PKCS#11 module (.so).")
     pkcs11_token: str | None = Field(None, description="Label of the PKCS#11 token.")
     pkcs11_pin: str | None = Field(None, description="User PIN of the token.", repr=False)
+    pki_name: str = Field(
+        "Authority",
+        min_length=1,
+        max_length=40,
+        description="Short name in the CA certificates' common names (e.g. `Authority Root CA`).",
+    )
+    pki_organisation: str = Field(
+        "Authority Demonstration",
+        min_length=1,
+        max_length=64,
+        description="organizationName of the authority's own certificates.",
+    )
+    pki_country: str = Field(
+        "CN", pattern=r"^[A-Z]{2}$", description="ISO 3166 country code of the certificates."
+    )
     log_format: LogFormat = Field(LogFormat.TEXT, description="`text` or `json`.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     max_body_bytes: int = Field(
@@ -126,11 +142,15 @@ class Settings(BaseSettings):
             parts = urlsplit(self.issuer)
             if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
                 raise ValueError(f"{ENV_PREFIX}ISSUER must use https in production")
-            if self.keystore is KeyStoreKind.FILE and not self.keystore_passphrase:
-                raise ValueError(
-                    f"{ENV_PREFIX}KEYSTORE_PASSPHRASE is required in production "
-                    "with the file key store"
-                )
+            if self.keystore is KeyStoreKind.FILE:
+                if not self.keystore_passphrase:
+                    raise ValueError(
+                        f"{ENV_PREFIX}KEYSTORE_PASSPHRASE is required in production "
+                        "with the file key store"
+                    )
+                weakness = passphrase_strength_problem(self.keystore_passphrase)
+                if weakness:
+                    raise ValueError(weakness)
         return self
 
     @property

@@ -66,3 +66,5 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
         server_logger.propagate = True
     # Our own access log (authority.access) carries the request id; uvicorn's would not.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic narrates every revision lookup (each /readyz); `authority init` reports instead.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -21,10 +21,14 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from authority.app import create_app
+from authority.bootstrap import pki_for
 from authority.config import Settings, load_settings
+from authority.db.base import utcnow
 from authority.db.migrate import upgrade
 from authority.db.session import Database, create_database_engine
 from authority.instance import Instance
+from authority.pki.file_keystore import FileKeyStore
+from authority.pki.service import Pki
 
 DEFAULT_POSTGRESQL_URL = "postgresql://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI") == "true"
@@ -90,18 +94,60 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.create()
 
 
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's file key store directory."""
+    directory = tmp_path_factory.mktemp("keys")
+    directory.chmod(0o700)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def keystore(keys_dir: Path) -> Iterator[FileKeyStore]:
+    """One file key store for the run: decrypted keys stay cached between tests."""
+    store = FileKeyStore(keys_dir, TEST_PASSPHRASE)
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database of each kind, shared by the run (tests roll back)."""
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    keys_dir: Path,
+    keystore: FileKeyStore,
+) -> str:
+    """A migrated database of each kind with the CA hierarchy, shared by the run.
+
+    Created once and committed; each test's own changes are rolled back.
+    """
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'authority.db'}"
     else:
         server: PostgresServer = request.getfixturevalue("postgres_server")
         url = server.create()
-    database = Database.from_url(load_settings({"AUTHORITY_DATABASE_URL": url}).database_url)
+    settings = _settings(url, keys_dir, tmp_path_factory.mktemp("var"))
+    database = Database.from_url(settings.database_url)
     upgrade(database)
+    instance = Instance(settings, database, keystore)
+    with database.transaction() as session:
+        pki_for(instance, session).ensure_hierarchy(utcnow())
     database.dispose()
     return url
+
+
+TEST_PASSPHRASE = "test-only passphrase, not a secret: 7f3a9c1e"
+
+
+def _settings(url: str, keys_dir: Path, var_dir: Path) -> Settings:
+    return load_settings(
+        {
+            "AUTHORITY_DATABASE_URL": url,
+            "AUTHORITY_KEYS_DIR": str(keys_dir),
+            "AUTHORITY_VAR_DIR": str(var_dir),
+            "AUTHORITY_KEYSTORE_PASSPHRASE": TEST_PASSPHRASE,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -129,23 +175,22 @@ def database(connection: Connection) -> Database:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Settings pointing at the test database and a private key directory."""
-    keys = tmp_path / "keys"
-    keys.mkdir(mode=0o700)
-    return load_settings(
-        {
-            "AUTHORITY_DATABASE_URL": database_url,
-            "AUTHORITY_KEYS_DIR": str(keys),
-            "AUTHORITY_VAR_DIR": str(tmp_path / "var"),
-        }
-    )
+def settings(database_url: str, keys_dir: Path, tmp_path: Path) -> Settings:
+    """Settings pointing at the test database and the run's key store."""
+    return _settings(database_url, keys_dir, tmp_path / "var")
 
 
 @pytest.fixture
-def instance(settings: Settings, database: Database) -> Instance:
-    """An instance on the rolled-back test database."""
-    return Instance(settings, database)
+def instance(settings: Settings, database: Database, keystore: FileKeyStore) -> Instance:
+    """An instance on the rolled-back test database, with the CA hierarchy."""
+    return Instance(settings, database, keystore)
+
+
+@pytest.fixture
+def pki(instance: Instance, database: Database) -> Iterator[Pki]:
+    """The PKI on a session of the rolled-back test database."""
+    with database.session() as session:
+        yield pki_for(instance, session)
 
 
 @pytest.fixture

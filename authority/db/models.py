@@ -31,4 +31,8 @@ class Installation(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# Each domain's models register on Base.metadata when imported.
+import authority.agencies.models  # noqa: E402
+import authority.pki.models  # noqa: E402, F401
+
 metadata = Base.metadata

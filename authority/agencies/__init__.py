@@ -1,0 +1,1 @@
+"""Agencies: the public bodies that issue licences and hold electronic seals."""

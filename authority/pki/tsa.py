@@ -1,0 +1,365 @@
+"""An RFC 3161 time-stamping authority: DER TimeStampReq in, DER TimeStampResp out.
+
+The token is a CMS SignedData (RFC 5652) over a TSTInfo, signed through a
+:class:`~authority.pki.keystore.Signer`, with the ESS signing-certificate-v2
+attribute (RFC 5035) naming the TSA certificate as RFC 3161 §2.4.1 requires.
+Unique serial numbers come from the caller (e.g. a database sequence), which
+is the only party that can keep them unique across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from authority.errors import AuthorityError, ConfigurationError
+from authority.pki.keystore import Signer
+from authority.pki.profiles import TSA_POLICY_OID
+from authority.pki.x509sign import check_signature
+
+__all__ = [
+    "TSA_QUERY_MEDIA_TYPE",
+    "TSA_REPLY_MEDIA_TYPE",
+    "TSA_REQUEST_MAX_BYTES",
+    "TimeStampAuthority",
+    "TimeStampRejected",
+    "TimeStampResp",
+    "build_request",
+    "new_nonce",
+    "rejection",
+    "token_from_response",
+]
+
+log = logging.getLogger(__name__)
+
+# Largest TimeStampReq accepted, in DER octets. A request is ~60-120 octets;
+# 16 KiB bounds parsing work while leaving room for extensions we then refuse.
+TSA_REQUEST_MAX_BYTES = 16 * 1024
+TSA_QUERY_MEDIA_TYPE = "application/timestamp-query"  # RFC 3161 §3.4
+TSA_REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 §3.4
+
+# Message-imprint hashes accepted, with their digest lengths. SHA-1 is refused:
+# its collisions let one imprint stand for two documents.
+_IMPRINT_HASHES = {"sha256": 32, "sha384": 48, "sha512": 64}
+_SIGNATURE_ALGORITHMS = {"sha256": "sha256_ecdsa", "sha384": "sha384_ecdsa"}
+
+
+class TimeStampResp(core.Sequence):
+    """TimeStampResp (RFC 3161 §2.4.2) with timeStampToken OPTIONAL.
+
+    asn1crypto's own class makes the token mandatory, which cannot express a
+    rejection.
+    """
+
+    _fields = [  # noqa: RUF012 - asn1crypto schema
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+class TimeStampRejected(AuthorityError):
+    """A time-stamping authority refused a request."""
+
+    slug = "timestamp-rejected"
+    title = "Time-stamp request rejected"
+    status = 502
+
+
+class _Reject(Exception):
+    """Internal: answer with status rejection and this failInfo."""
+
+    def __init__(self, fail_info: str, text: str) -> None:
+        super().__init__(text)
+        self.fail_info = fail_info
+        self.text = text
+
+
+def new_nonce() -> int:
+    """A random 64-bit nonce for a request (RFC 3161 §2.4.1)."""
+    return secrets.randbits(64)
+
+
+def build_request(
+    data: bytes,
+    *,
+    nonce: int | None = None,
+    cert_req: bool = True,
+    hash_name: str = "sha256",
+    policy: str | None = None,
+) -> bytes:
+    """A DER TimeStampReq for ``data`` hashed with ``hash_name``."""
+    request: dict[str, Any] = {
+        "version": "v1",
+        "message_imprint": {
+            "hash_algorithm": {"algorithm": hash_name},
+            "hashed_message": hashlib.new(hash_name, data).digest(),
+        },
+        "cert_req": cert_req,
+    }
+    if policy is not None:
+        request["req_policy"] = policy
+    if nonce is not None:
+        request["nonce"] = nonce
+    return bytes(tsp.TimeStampReq(request).dump())
+
+
+def token_from_response(response_der: bytes) -> bytes:
+    """The DER timeStampToken (a CMS ContentInfo) of a granted response.
+
+    The token is extracted, not validated: its signature, certificate and
+    imprint are the verifier's to check. Raises :class:`TimeStampRejected`
+    with the status and failInfo otherwise.
+    """
+    try:
+        response = TimeStampResp.load(response_der, strict=True)
+        status = response["status"]["status"].native
+        token = response["time_stamp_token"]
+        if status in ("granted", "granted_with_mods") and token.native is not None:
+            return bytes(token.dump())
+        fail = response["status"]["fail_info"].native
+    except Exception as exc:  # asn1crypto raises many types on hostile input
+        raise TimeStampRejected(f"unreadable time-stamp response: {exc}") from None
+    raise TimeStampRejected(f"time-stamp request {status}: {', '.join(sorted(fail or []))}")
+
+
+class TimeStampAuthority:
+    """Answers RFC 3161 requests with tokens signed by one time-stamping unit."""
+
+    def __init__(
+        self,
+        certificate: x509.Certificate,
+        signer: Signer,
+        *,
+        serial_source: Callable[[], int],
+        chain: Sequence[x509.Certificate] = (),
+        policy_oid: str = TSA_POLICY_OID,
+        accuracy: timedelta | None = timedelta(seconds=1),
+    ) -> None:
+        fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if signer.public_key.public_bytes(*fmt) != certificate.public_key().public_bytes(*fmt):
+            raise ConfigurationError(f"key {signer.handle!r} is not the TSA certificate's key")
+        try:
+            eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        except x509.ExtensionNotFound:
+            eku = None
+        # RFC 3161 §2.3: the TSA certificate MUST carry one critical EKU: id-kp-timeStamping alone.
+        if (
+            eku is None
+            or not eku.critical
+            or list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]
+        ):
+            raise ConfigurationError(
+                "TSA certificate needs a critical EKU of id-kp-timeStamping only"
+            )
+        self._hash = signer.algorithm.hash_algorithm.name
+        if self._hash not in _SIGNATURE_ALGORITHMS:
+            raise ConfigurationError(f"unsupported TSA hash {self._hash}")
+        if accuracy is not None and accuracy <= timedelta(0):
+            raise ConfigurationError("TSA accuracy must be positive")
+        core.ObjectIdentifier(policy_oid).dump()  # raises ValueError on a malformed OID
+        self._signer = signer
+        self._serial_source = serial_source
+        self._policy = policy_oid
+        self._accuracy = accuracy
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        self._cert = asn1_x509.Certificate.load(der)
+        self._cert_hash = hashlib.sha256(der).digest()
+        self._chain = [
+            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain
+        ]
+
+    def respond(self, request_der: bytes, now: datetime) -> bytes:
+        """The DER TimeStampResp answering ``request_der`` at time ``now``."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        try:
+            request = self._parse(request_der)
+            token = self._token(request, now)
+        except _Reject as reject:
+            log.info("time-stamp request rejected (%s): %s", reject.fail_info, reject.text)
+            return rejection(reject.fail_info, reject.text)
+        return bytes(
+            TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
+        )
+
+    def _parse(self, request_der: bytes) -> tsp.TimeStampReq:
+        if not request_der or len(request_der) > TSA_REQUEST_MAX_BYTES:
+            raise _Reject("bad_data_format", "empty or oversized request")
+        try:
+            request = tsp.TimeStampReq.load(request_der, strict=True)
+            request.native  # noqa: B018 - parses every field, so errors surface here
+            version = request["version"].native
+            imprint = request["message_imprint"]
+            algorithm = imprint["hash_algorithm"]["algorithm"].native
+            digest = bytes(imprint["hashed_message"].native)
+            policy = request["req_policy"].native
+            extensions = request["extensions"].native
+        except Exception as exc:  # asn1crypto raises many types on hostile input
+            # RFC 3161 §2.4.2: badDataFormat, "the data submitted has the wrong format".
+            log.debug("unparsable TimeStampReq: %s", exc)
+            raise _Reject("bad_data_format", "not a DER TimeStampReq") from None
+        if version != "v1":
+            raise _Reject("bad_data_format", f"unsupported version {version}")
+        if algorithm not in _IMPRINT_HASHES:
+            # RFC 3161 §2.4.2: badAlg, "unrecognized or unsupported Algorithm Identifier".
+            raise _Reject("bad_alg", f"message imprint hash {algorithm} not accepted")
+        if len(digest) != _IMPRINT_HASHES[algorithm]:
+            # RFC 3161 §2.4.1: the hashed message length MUST match the hash algorithm.
+            raise _Reject("bad_data_format", f"{algorithm} imprint of {len(digest)} octets")
+        if policy is not None and policy != self._policy:
+            # RFC 3161 §2.4.2: unacceptedPolicy, "the requested TSA policy is not supported".
+            raise _Reject("unaccepted_policy", f"policy {policy} not supported")
+        if extensions:
+            # RFC 3161 §2.4.1: an extension the server does not recognise, critical or not,
+            # SHALL cause a failure (unacceptedExtension); this TSA recognises none.
+            raise _Reject("unaccepted_extensions", "no request extensions are supported")
+        return request
+
+    def _token(self, request: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
+        try:
+            serial = self._serial_source()
+        except Exception:
+            log.exception("time-stamp serial source failed")
+            raise _Reject("system_failure", "serial number unavailable") from None
+        # RFC 3161 §2.4.2: serialNumber MUST be unique per TSA; below 2^159 it fits 20 octets.
+        if not isinstance(serial, int) or not 0 < serial < 1 << 159:
+            log.error("time-stamp serial source returned %r", serial)
+            raise _Reject("system_failure", "serial number unavailable")
+        tst: dict[str, Any] = {
+            "version": "v1",
+            "policy": self._policy,
+            # RFC 3161 §2.4.2: messageImprint MUST equal the request's (algorithm included).
+            "message_imprint": request["message_imprint"].copy(),
+            "serial_number": serial,
+            "gen_time": self._gen_time(now),
+            # ordering is omitted: DEFAULT FALSE, which DER encodes by absence.
+            # RFC 3161 §2.4.2: tsa names the TSA by a subject name of its certificate.
+            "tsa": asn1_x509.GeneralName(
+                name="directory_name", value=self._cert["tbs_certificate"]["subject"].copy()
+            ),
+        }
+        accuracy = self._accuracy_value()
+        if accuracy:
+            tst["accuracy"] = accuracy
+        if request["nonce"].native is not None:
+            # RFC 3161 §2.4.2: the nonce MUST be present in the TSTInfo if it was in the request.
+            tst["nonce"] = request["nonce"].native
+        tst_info = tsp.TSTInfo(tst)
+        cert_req = bool(request["cert_req"].native)
+        try:
+            return self._sign(tst_info, cert_req)
+        except Exception:
+            log.exception("time-stamp signing failed")
+            raise _Reject("system_failure", "signing failed") from None
+
+    def _gen_time(self, now: datetime) -> datetime:
+        now = now.astimezone(UTC)
+        if self._accuracy is None or self._accuracy >= timedelta(seconds=1):
+            return now.replace(microsecond=0)
+        # RFC 3161 §2.4.2: fractions of seconds are allowed (trailing zeros are dropped).
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+    def _accuracy_value(self) -> dict[str, int]:
+        if self._accuracy is None:
+            return {}
+        micros_total = self._accuracy // timedelta(microseconds=1)
+        seconds, rest = divmod(micros_total, 1_000_000)
+        millis, micros = divmod(rest, 1000)
+        # RFC 3161 §2.4.2: absent fields mean zero; millis and micros range over 1..999.
+        value = {"seconds": seconds, "millis": millis, "micros": micros}
+        return {k: v for k, v in value.items() if v}
+
+    def _sign(self, tst_info: tsp.TSTInfo, cert_req: bool) -> cms.ContentInfo:
+        tst_der = bytes(tst_info.dump())
+        tbs = self._cert["tbs_certificate"]
+        signing_certificate = tsp.SigningCertificateV2(
+            {
+                "certs": [
+                    {
+                        # hashAlgorithm DEFAULT sha256 (RFC 5035 §5.4): absent in DER.
+                        "hash_algorithm": {"algorithm": "sha256"},
+                        "cert_hash": self._cert_hash,
+                        "issuer_serial": {
+                            "issuer": [
+                                asn1_x509.GeneralName(
+                                    name="directory_name", value=tbs["issuer"].copy()
+                                )
+                            ],
+                            "serial_number": tbs["serial_number"].native,
+                        },
+                    }
+                ]
+            }
+        )
+        signed_attrs = cms.CMSAttributes(
+            [
+                # RFC 5652 §5.3: signed attributes MUST include content-type and message-digest.
+                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
+                cms.CMSAttribute(
+                    {
+                        "type": "message_digest",
+                        "values": [hashlib.new(self._hash, tst_der).digest()],
+                    }
+                ),
+                # RFC 3161 §2.4.1 as updated by RFC 5816: SigningCertificate(V2) MUST be present.
+                cms.CMSAttribute(
+                    {"type": "signing_certificate_v2", "values": [signing_certificate]}
+                ),
+            ]
+        )
+        # RFC 5652 §5.4: the signature covers the DER of the SET OF attributes (tag 0x31).
+        attrs_der = bytes(signed_attrs.dump())
+        signature = self._signer.sign(attrs_der)
+        check_signature(self._signer, signature, attrs_der)
+        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._hash})
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",  # RFC 5652 §5.3: v1 with issuerAndSerialNumber
+                "sid": cms.SignerIdentifier(
+                    name="issuer_and_serial_number",
+                    value={
+                        "issuer": tbs["issuer"].copy(),
+                        "serial_number": tbs["serial_number"].native,
+                    },
+                ),
+                "digest_algorithm": digest_algorithm,
+                "signed_attrs": signed_attrs,
+                # RFC 5753 §2.1.1 / RFC 5758 §3.2: ecdsa-with-SHA256/384, parameters absent.
+                "signature_algorithm": {"algorithm": _SIGNATURE_ALGORITHMS[self._hash]},
+                "signature": signature,
+            }
+        )
+        signed_data: dict[str, Any] = {
+            "version": "v3",  # RFC 5652 §5.1: eContentType is not id-data
+            "digest_algorithms": [digest_algorithm],
+            "encap_content_info": {"content_type": "tst_info", "content": tst_info},
+            "signer_infos": [signer_info],
+        }
+        if cert_req:
+            # RFC 3161 §2.4.1: with certReq true the TSA certificate MUST be in certificates;
+            # other certificates MAY be. With certReq false the field MUST be absent.
+            signed_data["certificates"] = [self._cert, *self._chain]
+        return cms.ContentInfo(
+            {"content_type": "signed_data", "content": cms.SignedData(signed_data)}
+        )
+
+
+def rejection(fail_info: str, text: str) -> bytes:
+    """A DER TimeStampResp with status rejection, ``fail_info`` and no token (RFC 3161 §2.4.2).
+
+    ``fail_info`` is an asn1crypto PKIFailureInfo name (``bad_alg``, ``bad_request``,
+    ``bad_data_format``, ``unaccepted_policy``, ``system_failure``, ...); ``text`` becomes
+    the statusString.
+    """
+    status = {"status": "rejection", "status_string": [text], "fail_info": {fail_info}}
+    return bytes(TimeStampResp({"status": status}).dump())
