@@ -252,7 +252,7 @@ def keys_list_command() -> None:
         for record in session.scalars(select(CertificateRecord)):
             certified.setdefault(record.key_handle, []).append(record)
         rows: list[dict[str, Any]] = []
-        for key in instance.keystore.list():
+        for key in instance.keystore.all_keys():
             uses = certified.get(key.handle, [])
             rows.append(
                 {

@@ -25,7 +25,6 @@ from first use, so signing costs one ECDSA operation.
 from __future__ import annotations
 
 import base64
-import builtins
 import contextlib
 import hashlib
 import hmac
@@ -59,6 +58,7 @@ from authority.pki.keystore import (
 )
 
 PBKDF2_ITERATIONS = 600_000
+_PEM_LABEL = b"ENCRYPTED PRIVATE KEY"  # RFC 7468 §11
 """PBKDF2-HMAC-SHA256 work factor (OWASP's 2023 recommendation for that PRF)."""
 
 HANDLE_PATTERN = re.compile(r"k-[0-9a-f]{16}")
@@ -150,7 +150,7 @@ def _encrypt_pkcs8(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
             "encrypted_data": encrypted,
         }
     )
-    armored: bytes = pem.armor("ENCRYPTED PRIVATE KEY", info.dump())
+    armored: bytes = pem.armor(_PEM_LABEL.decode("ascii"), info.dump())
     return armored
 
 
@@ -234,7 +234,7 @@ class FileKeyStore(KeyStore):
         # cryptography returns the DER Ecdsa-Sig-Value of RFC 3279 §2.2.3.
         return key.sign(data, scheme)
 
-    def list(self) -> list[KeyInfo]:
+    def all_keys(self) -> list[KeyInfo]:
         """Describe every key in the directory, oldest first."""
         infos = [self.get(handle) for handle in self._handles()]
         return sorted(infos, key=lambda info: (info.created_at, info.handle))
@@ -264,7 +264,7 @@ class FileKeyStore(KeyStore):
         if not isinstance(handle, str) or not HANDLE_PATTERN.fullmatch(handle):
             raise KeyNotFound(f"no key with handle {handle!r} in the file key store")
 
-    def _handles(self) -> builtins.list[str]:
+    def _handles(self) -> list[str]:
         try:
             names = os.listdir(self.directory)
         except OSError as exc:
@@ -379,7 +379,7 @@ class FileKeyStore(KeyStore):
             raise KeyStoreError(f"key {handle} has no private key file {pem_path}") from None
         except OSError as exc:
             raise KeyStoreError(f"cannot read {pem_path} ({exc.strerror})") from exc
-        if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
+        if b"-----BEGIN " + _PEM_LABEL + b"-----" not in data:
             raise KeyStoreError(f"{pem_path} is not an encrypted PKCS#8 private key")
         try:
             key = serialization.load_pem_private_key(data, self._passphrase)

@@ -33,7 +33,7 @@ class KeyAlgorithm(enum.Enum):
         return ec.SECP256R1() if self is KeyAlgorithm.EC_P256 else ec.SECP384R1()
 
     @property
-    def hash_algorithm(self) -> hashes.HashAlgorithm:
+    def hash_algorithm(self) -> hashes.SHA256 | hashes.SHA384:
         """The digest signed with keys of this type (SHA-256 for P-256, SHA-384 for P-384)."""
         return hashes.SHA256() if self is KeyAlgorithm.EC_P256 else hashes.SHA384()
 
@@ -121,7 +121,7 @@ class KeyStore(ABC):
         """Sign ``data`` with key ``handle``; return a DER-encoded ECDSA signature."""
 
     @abstractmethod
-    def list(self) -> list[KeyInfo]:
+    def all_keys(self) -> list[KeyInfo]:
         """Describe every key in the store, oldest first."""
 
     @abstractmethod

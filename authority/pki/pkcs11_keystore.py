@@ -28,7 +28,6 @@ process shares the first one's login, and only if it was given the same PIN.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import hashlib
 import hmac
@@ -193,14 +192,12 @@ class Pkcs11KeyStore(KeyStore):
             int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
         )
 
-    def list(self) -> list[KeyInfo]:
+    def all_keys(self) -> list[KeyInfo]:
         """Describe every usable EC key on the token, oldest first."""
 
-        def ids(session: Session) -> builtins.list[bytes]:
+        def ids(session: Session) -> list[bytes]:
             template = {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.KEY_TYPE: KeyType.EC}
-            return [
-                bytes(obj[Attribute.ID]) for obj in builtins.list(session.get_objects(template))
-            ]
+            return [bytes(obj[Attribute.ID]) for obj in list(session.get_objects(template))]
 
         infos = []
         for ident in self._call(ids):
@@ -218,7 +215,7 @@ class Pkcs11KeyStore(KeyStore):
 
         def probe(session: Session) -> None:
             template = {Attribute.CLASS: ObjectClass.PRIVATE_KEY}
-            builtins.list(session.get_objects(template))
+            list(session.get_objects(template))
 
         self._call(probe)
 
@@ -366,7 +363,7 @@ class Pkcs11KeyStore(KeyStore):
 
     def _find(self, session: Session, object_class: ObjectClass, handle: str) -> Object:
         template = {Attribute.CLASS: object_class, Attribute.ID: bytes.fromhex(handle)}
-        found = builtins.list(session.get_objects(template))  # exhaust: ends C_FindObjects
+        found = list(session.get_objects(template))  # exhaust: ends C_FindObjects
         if not found:
             if object_class is ObjectClass.PRIVATE_KEY:
                 raise KeyNotFound(f"no key with handle {handle!r} on the PKCS#11 token")
@@ -393,7 +390,7 @@ class Pkcs11KeyStore(KeyStore):
             Attribute.APPLICATION: APPLICATION,
             Attribute.LABEL: handle,
         }
-        for obj in builtins.list(session.get_objects(template)):
+        for obj in list(session.get_objects(template)):
             try:
                 created_at = datetime.fromisoformat(json.loads(obj[Attribute.VALUE])["created_at"])
             except (ValueError, KeyError, TypeError) as exc:

@@ -49,7 +49,7 @@ class MemoryKeyStore(KeyStore):
         self.sign_calls += 1
         return key.sign(data, ec.ECDSA(info.algorithm.hash_algorithm))
 
-    def list(self) -> list[KeyInfo]:
+    def all_keys(self) -> list[KeyInfo]:
         """Describe every key, oldest first."""
         return [info for _, info in self._keys.values()]
 

@@ -117,7 +117,7 @@ def test_keys_persist_across_store_instances(store: FileKeyStore, keys_dir: Path
     reopened = FileKeyStore(keys_dir, PASSPHRASE)
     reopened.check()
 
-    assert [info.handle for info in reopened.list()] == [first.handle, second.handle]
+    assert [info.handle for info in reopened.all_keys()] == [first.handle, second.handle]
     again = reopened.get(first.handle)
     assert (again.label, again.algorithm, again.created_at) == (
         first.label,
@@ -130,7 +130,7 @@ def test_keys_persist_across_store_instances(store: FileKeyStore, keys_dir: Path
 
 def test_list_is_oldest_first(store: FileKeyStore) -> None:
     made = [store.generate(f"key {i}") for i in range(3)]
-    listed = store.list()
+    listed = store.all_keys()
     assert [info.handle for info in listed] == [info.handle for info in made]
     assert [info.created_at for info in listed] == sorted(info.created_at for info in listed)
 

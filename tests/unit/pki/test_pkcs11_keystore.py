@@ -115,7 +115,7 @@ def test_keys_survive_reopening_the_store(
     reopened = Pkcs11KeyStore(*softhsm_token)
     try:
         reopened.check()
-        assert [info.handle for info in reopened.list()] == [first.handle, second.handle]
+        assert [info.handle for info in reopened.all_keys()] == [first.handle, second.handle]
         again = reopened.get(first.handle)
         assert (again.label, again.algorithm, again.created_at) == (
             "root",
@@ -130,7 +130,7 @@ def test_keys_survive_reopening_the_store(
 
 def test_list_is_oldest_first(store: Pkcs11KeyStore) -> None:
     made = [store.generate(f"key {i}") for i in range(3)]
-    assert [info.handle for info in store.list()] == [info.handle for info in made]
+    assert [info.handle for info in store.all_keys()] == [info.handle for info in made]
 
 
 def test_wrong_pin_is_unavailable_and_never_echoed(softhsm_token: SoftHsmToken) -> None:
@@ -252,7 +252,7 @@ def test_no_key_material_outside_the_token_directory(
         for algorithm in KeyAlgorithm:
             info = keystore.generate("seal", algorithm)
             keystore.sign(info.handle, b"x")
-        keystore.list()
+        keystore.all_keys()
     finally:
         keystore.close()
 
