@@ -49,6 +49,17 @@ def test_init_is_idempotent(cli_env: dict[str, str], tmp_path: Path) -> None:
     report = json.loads(first.stdout)
     assert report["schema_before"] is None
     assert "installation record" in report["created"]
+    assert f"development key store passphrase in {tmp_path / 'var'}" in report["created"]
+    assert report["created"][-5:] == [
+        "root CA",
+        "seal CA",
+        "time-stamping unit certificate",
+        "OCSP responder certificate",
+        "trust-list seal certificate",
+    ]
+    passphrase = tmp_path / "var" / "keystore-passphrase"
+    assert passphrase.stat().st_mode & 0o777 == 0o600
+    assert "no AUTHORITY_KEYSTORE_PASSPHRASE is set" in first.stderr
     assert (tmp_path / "keys").is_dir()
     assert (tmp_path / "keys").stat().st_mode & 0o077 == 0
 
@@ -79,7 +90,19 @@ def test_demo_before_init_says_what_to_do(cli_env: dict[str, str], tmp_path: Pat
     )
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["demo"], ["serve"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["init"],
+        ["demo"],
+        ["serve"],
+        ["agency", "create"],
+        ["seal", "rotate"],
+        ["seal", "revoke"],
+        ["keys", "list"],
+    ],
+)
 def test_every_command_has_help_and_json(command: list[str], tmp_path: Path) -> None:
     result = run([*command, "--help"], {}, tmp_path)
     assert result.returncode == 0
@@ -102,6 +125,24 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("authority: error: database unavailable: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_pki_commands_refuse_bad_input_in_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run(["init"], cli_env, tmp_path).returncode == 0
+    bad_code = run(["agency", "create", "--code", "no spaces", "--name", "X"], cli_env, tmp_path)
+    assert bad_code.returncode == 1
+    assert bad_code.stderr.startswith("authority: error: agency code 'no spaces' must be")
+    bad_reason = run(["seal", "revoke", "--agency", "X", "--reason", "lost"], cli_env, tmp_path)
+    assert bad_reason.returncode == 1
+    assert "keyCompromise" in bad_reason.stderr
+    unknown = run(["seal", "rotate", "--agency", "NOPE"], cli_env, tmp_path)
+    assert unknown.stderr == "authority: error: no agency with code 'NOPE'\n"
+    created = run(
+        ["agency", "create", "--code", "MOT", "--name", "Transport", "--json"], cli_env, tmp_path
+    )
+    assert json.loads(created.stdout)["seal"]["status"] == "good"
+    again = run(["agency", "create", "--code", "MOT", "--name", "Transport"], cli_env, tmp_path)
+    assert again.stderr == "authority: error: an agency with code 'MOT' already exists\n"
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:
