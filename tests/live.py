@@ -9,11 +9,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+from tests.softhsm import create_token
 
 STARTUP_SECONDS = 30
 
@@ -95,3 +99,44 @@ class LiveAuthority:
             _, stderr = self.process.communicate()
         self.process = None
         return stderr or ""
+
+
+PASSPHRASE = "live test passphrase, not a secret: 41c9"
+
+
+def serve_initialised(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, variant: str
+) -> Iterator[LiveAuthority]:
+    """Run `authority init` then serve, for a ``keystore-database`` variant such as
+    ``file-sqlite`` or ``pkcs11-postgresql``; stop the server afterwards."""
+    keystore, database = variant.split("-")
+    workdir = tmp_path_factory.mktemp(variant)
+    port = free_port()
+    env = {
+        "AUTHORITY_ISSUER": f"http://127.0.0.1:{port}",
+        "AUTHORITY_KEYS_DIR": str(workdir / "keys"),
+        "AUTHORITY_VAR_DIR": str(workdir / "var"),
+    }
+    if database == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        env["AUTHORITY_DATABASE_URL"] = server.create()
+    else:
+        env["AUTHORITY_DATABASE_URL"] = f"sqlite:///{workdir / 'var' / 'authority.db'}"
+    if keystore == "pkcs11":
+        token, config = create_token(workdir)
+        env |= {
+            "AUTHORITY_KEYSTORE": "pkcs11",
+            "AUTHORITY_PKCS11_MODULE": token.module_path,
+            "AUTHORITY_PKCS11_TOKEN": token.label,
+            "AUTHORITY_PKCS11_PIN": token.pin,
+            "SOFTHSM2_CONF": str(config),
+        }
+    else:
+        env["AUTHORITY_KEYSTORE_PASSPHRASE"] = PASSPHRASE
+    authority = LiveAuthority(
+        url=f"http://127.0.0.1:{port}", env=clean_environment(env), workdir=workdir
+    )
+    authority.cli("init")
+    authority.start()
+    yield authority
+    authority.stop()

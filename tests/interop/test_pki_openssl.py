@@ -15,13 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PostgresServer
-from tests.live import LiveAuthority, clean_environment, free_port
-from tests.softhsm import create_token
+from tests.live import LiveAuthority, serve_initialised
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
-
-PASSPHRASE = "interop test passphrase, not a secret: 41c9"
 
 
 def openssl(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -41,37 +37,7 @@ def openssl(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveAuthority]:
-    keystore, database = request.param.split("-")
-    workdir = tmp_path_factory.mktemp(request.param)
-    port = free_port()
-    env = {
-        "AUTHORITY_ISSUER": f"http://127.0.0.1:{port}",
-        "AUTHORITY_KEYS_DIR": str(workdir / "keys"),
-        "AUTHORITY_VAR_DIR": str(workdir / "var"),
-    }
-    if database == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        env["AUTHORITY_DATABASE_URL"] = server.create()
-    else:
-        env["AUTHORITY_DATABASE_URL"] = f"sqlite:///{workdir / 'var' / 'authority.db'}"
-    if keystore == "pkcs11":
-        token, config = create_token(workdir)
-        env |= {
-            "AUTHORITY_KEYSTORE": "pkcs11",
-            "AUTHORITY_PKCS11_MODULE": token.module_path,
-            "AUTHORITY_PKCS11_TOKEN": token.label,
-            "AUTHORITY_PKCS11_PIN": token.pin,
-            "SOFTHSM2_CONF": str(config),
-        }
-    else:
-        env["AUTHORITY_KEYSTORE_PASSPHRASE"] = PASSPHRASE
-    authority = LiveAuthority(
-        url=f"http://127.0.0.1:{port}", env=clean_environment(env), workdir=workdir
-    )
-    authority.cli("init")
-    authority.start()
-    yield authority
-    authority.stop()
+    yield from serve_initialised(request, tmp_path_factory, request.param)
 
 
 def _fetch(live: LiveAuthority, path: str, target: Path) -> Path:

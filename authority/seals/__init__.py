@@ -1,0 +1,1 @@
+"""Seal formats: CAdES (CMS), PAdES (PDF) and the compact QR seal."""
