@@ -79,7 +79,12 @@ def test_demo_is_idempotent_and_follows_the_contract(
     second = run(["demo", "--json"], cli_env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
-    assert json.loads(first.stdout)["issuer"] == "http://127.0.0.1:8000"
+    demo = json.loads(first.stdout)
+    assert demo["issuer"] == "http://127.0.0.1:8000"
+    assert demo["agency"]["code"] == "DEMO"
+    keys = json.loads(run(["keys", "list", "--json"], cli_env, tmp_path).stdout)["keys"]
+    demo_seal = [k for k in keys if any(c["name"] == "DEMO" for c in k["certificates"])]
+    assert len(demo_seal) == 1  # the second run created nothing
 
 
 def test_demo_before_init_says_what_to_do(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -113,3 +113,13 @@ def test_production_requires_a_passphrase_for_the_file_store() -> None:
 def test_secrets_are_not_in_the_representation() -> None:
     settings = load_settings({"AUTHORITY_KEYSTORE_PASSPHRASE": "correct horse battery staple"})
     assert "correct horse" not in repr(settings)
+
+
+def test_production_refuses_a_weak_passphrase() -> None:
+    base = {"AUTHORITY_ENV": "production", "AUTHORITY_ISSUER": "https://id.gov.example"}
+    with pytest.raises(ConfigurationError, match="use at least 16"):
+        load_settings({**base, "AUTHORITY_KEYSTORE_PASSPHRASE": "short"})
+    with pytest.raises(ConfigurationError, match="too predictable"):
+        load_settings({**base, "AUTHORITY_KEYSTORE_PASSPHRASE": "aaaaaaaaaaaaaaaaaaaa"})
+    strong = load_settings({**base, "AUTHORITY_KEYSTORE_PASSPHRASE": "Tr0ub4dor & 3 horses!"})
+    assert strong.env is Environment.PRODUCTION
