@@ -14,6 +14,7 @@ from authority import __version__
 from authority.config import Settings, load_settings
 from authority.instance import Instance
 from authority.logs import configure_logging
+from authority.oidc.tokens import TokenVerifier
 from authority.web.metrics import Metrics
 from authority.web.middleware import (
     BodyLimitMiddleware,
@@ -22,7 +23,7 @@ from authority.web.middleware import (
     security_headers,
 )
 from authority.web.problems import install_problem_handlers
-from authority.web.routes import docs, operations, pki
+from authority.web.routes import docs, oauth, operations, pki
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -52,10 +53,12 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     )
     app.state.instance = opened
     app.state.metrics = Metrics()
+    app.state.token_verifier = TokenVerifier(settings.issuer)
     install_problem_handlers(app)
     app.include_router(operations.router)
     app.include_router(docs.router)
     app.include_router(pki.router)
+    app.include_router(oauth.router)
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = outermost. Security headers wrap everything, including the

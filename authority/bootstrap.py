@@ -22,6 +22,7 @@ from authority.instance import (
     ensure_directory,
     keystore_passphrase,
 )
+from authority.oidc.tokens import TOKEN_PURPOSE, ensure_signing_key
 from authority.pki.service import Pki, PkiSettings
 
 log = logging.getLogger("authority.init")
@@ -115,7 +116,10 @@ def initialise(instance: Instance) -> InitReport:
             created.append(f"issuer changed to {settings.issuer}")
         session.flush()
         instance_id = installation.instance_id
-        created += pki_for(instance, session).ensure_hierarchy(utcnow())
+        now = utcnow()
+        created += pki_for(instance, session).ensure_hierarchy(now)
+        if ensure_signing_key(session, instance.keystore, TOKEN_PURPOSE, now) is not None:
+            created.append("token signing key")
     return InitReport(
         database=redacted_url(settings.database_url),
         schema_from=before,

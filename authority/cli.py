@@ -24,8 +24,11 @@ from authority.config import Settings, load_settings
 from authority.db.base import utcnow
 from authority.db.session import database_unavailable
 from authority.demo import seed_demo
-from authority.errors import AuthorityError
+from authority.errors import AuthorityError, InvalidInput
 from authority.instance import Instance
+from authority.oidc.clients import register_agency_client, register_client
+from authority.oidc.models import SigningKey
+from authority.oidc.tokens import rotate_signing_key
 from authority.pki.crl import parse_reason
 from authority.pki.models import CertificateRecord
 from authority.pki.service import certificate_pem
@@ -180,10 +183,11 @@ def _seal_summary(record: CertificateRecord) -> dict[str, Any]:
     }
 
 
+client_group = click.Group("client", help="OAuth clients: portals and agency back-ends.")
 agency_group = click.Group("agency", help="Agencies: the public bodies that issue licences.")
 seal_group = click.Group("seal", help="Agency seal keys and certificates.")
 keys_group = click.Group("keys", help="Keys in the key store.")
-for _group in (agency_group, seal_group, keys_group):
+for _group in (client_group, agency_group, seal_group, keys_group):
     cli.add_command(_group)
 
 
@@ -191,14 +195,24 @@ for _group in (agency_group, seal_group, keys_group):
 @click.option("--code", required=True, help="Short unique code, e.g. MOT (A-Z a-z 0-9 _ -).")
 @click.option("--name", required=True, help="The agency's name as on its seal.")
 def agency_create_command(code: str, name: str) -> None:
-    """Register an agency with a new seal key and certificate."""
+    """Register an agency with a new seal key and certificate, and its API client
+    (client credentials, scopes licences:issue licences:revoke licences:read)."""
     with opened_instance() as instance, instance.database.transaction() as session:
-        agency, seal = create_agency(pki_for(instance, session), code, name, utcnow())
-        data = {"code": agency.code, "name": agency.name, "seal": _seal_summary(seal)}
+        now = utcnow()
+        agency, seal = create_agency(pki_for(instance, session), code, name, now)
+        client = register_agency_client(session, instance.client_secret_key, agency, now)
+        data: dict[str, Any] = {
+            "code": agency.code,
+            "name": agency.name,
+            "seal": _seal_summary(seal),
+            "client": client.describe(),
+        }
     emit(
         data,
         f"agency {agency.code} ({agency.name})\nseal certificate {seal.serial}, "
-        f"valid until {seal.not_after.isoformat()}",
+        f"valid until {seal.not_after.isoformat()}\n"
+        f"API client_id: {data['client']['client_id']}\n"
+        f"API client_secret: {data['client']['client_secret']} (shown once)",
     )
 
 
@@ -244,6 +258,106 @@ def seal_revoke_command(code: str, reason: str, serial: str | None) -> None:
     emit(data, f"agency {code}: seal certificate {record.serial} revoked ({parsed.value})")
 
 
+@command(client_group, "create")
+@click.option("--name", required=True, help="What users see on the consent page.")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Exact redirect URI (repeatable); https, or http on loopback.",
+)
+@click.option(
+    "--auth-method",
+    default="client_secret_basic",
+    show_default=True,
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
+    help="Token endpoint authentication (none: a public client).",
+)
+@click.option("--jwks-uri", default=None, help="Where the client publishes its keys.")
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.File("r"),
+    default=None,
+    help="A JSON file with the client's public JWK set.",
+)
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
+    help="Repeatable. Default: authorization_code + refresh_token with redirect "
+    "URIs, else client_credentials.",
+)
+@click.option("--scope", "scopes", multiple=True, help="Repeatable: a scope the client may ask.")
+def client_create_command(
+    name: str,
+    redirect_uris: tuple[str, ...],
+    auth_method: str,
+    jwks_uri: str | None,
+    jwks_file: Any,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+) -> None:
+    """Register a client; its secret (if any) is shown once."""
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.load(jwks_file)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--jwks is not JSON: {exc}") from None
+    with opened_instance() as instance, instance.database.transaction() as session:
+        client = register_client(
+            session,
+            instance.client_secret_key,
+            name=name,
+            redirect_uris=redirect_uris,
+            auth_method=auth_method,
+            grant_types=grant_types,
+            scopes=scopes,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
+            now=utcnow(),
+        )
+        data = client.describe()
+    text = [f"client_id: {data['client_id']}"]
+    if "client_secret" in data:
+        text.append(f"client_secret: {data['client_secret']} (shown once)")
+    emit(data, "\n".join(text))
+
+
+@command(keys_group, "rotate")
+@click.option(
+    "--purpose",
+    required=True,
+    type=click.Choice(["token"]),
+    help="Which signing key: token (access tokens).",
+)
+def keys_rotate_command(purpose: str) -> None:
+    """Sign new tokens with a new key at once; the JWKS keeps the old one until every
+    token it signed has expired."""
+    with opened_instance() as instance, instance.database.transaction() as session:
+        previous, new = rotate_signing_key(session, instance.keystore, purpose, utcnow())
+        data = {
+            "purpose": purpose,
+            "kid": new.kid,
+            "key_handle": new.key_handle,
+            "previous_kid": previous.kid if previous else None,
+            "previous_published_until": previous.publish_until.isoformat()
+            if previous and previous.publish_until
+            else None,
+        }
+    emit(
+        data,
+        f"{purpose} signing key {new.kid}"
+        + (
+            f"; {previous.kid} stays published until {data['previous_published_until']}"
+            if previous
+            else ""
+        ),
+    )
+
+
 @command(keys_group, "list")
 def keys_list_command() -> None:
     """List the keys in the key store and the certificates that certify them."""
@@ -251,6 +365,7 @@ def keys_list_command() -> None:
         certified: dict[str, list[CertificateRecord]] = {}
         for record in session.scalars(select(CertificateRecord)):
             certified.setdefault(record.key_handle, []).append(record)
+        signing = {k.key_handle: k for k in session.scalars(select(SigningKey))}
         rows: list[dict[str, Any]] = []
         for key in instance.keystore.all_keys():
             uses = certified.get(key.handle, [])
@@ -270,17 +385,30 @@ def keys_list_command() -> None:
                         }
                         for r in uses
                     ],
+                    "signing": _signing_use(signing.get(key.handle)),
                 }
             )
-    lines = [
-        f"{r['handle']}  {r['algorithm']}  {r['label']}  "
-        + (
-            ", ".join(f"{c['role']}:{c['name']} ({c['status']})" for c in r["certificates"])
-            or "(no certificate)"
-        )
-        for r in rows
-    ]
+    lines = [f"{r['handle']}  {r['algorithm']}  {r['label']}  {_uses(r)}" for r in rows]
     emit({"keys": rows}, "\n".join(lines) or "no keys: run `authority init`")
+
+
+def _uses(row: dict[str, Any]) -> str:
+    uses = [f"{c['role']}:{c['name']} ({c['status']})" for c in row["certificates"]]
+    if row["signing"]:
+        uses.append(f"{row['signing']['purpose']} signing ({row['signing']['status']})")
+    return ", ".join(uses) or "(unused)"
+
+
+def _signing_use(key: SigningKey | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    status = "retired" if key.retired_at else "current"
+    return {
+        "purpose": key.purpose,
+        "kid": key.kid,
+        "status": status,
+        "published_until": key.publish_until.isoformat() if key.publish_until else None,
+    }
 
 
 def _key_status(record: CertificateRecord) -> str:

@@ -1,36 +1,91 @@
 """`authority demo`: seed a demonstration data set, idempotently, and describe it.
 
 The printed shape is the DESIGN.md contract. Parts appear as the capabilities
-behind them exist: the citizen, business and portal entries and the agency's
-API client and licence type arrive with the identity, OAuth and licence work.
+behind them exist: the citizen and business entries and the agency's licence
+type arrive with the identity and licence work.
+
+Demo secrets are derived from the installation's client-secret key (HMAC of a
+fixed label), so a second run prints the same credentials while the database
+still stores only their hashes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
 from authority.agencies.service import create_agency
 from authority.bootstrap import pki_for, require_initialised
 from authority.db.base import utcnow
 from authority.instance import Instance
+from authority.oidc.clients import (
+    ClientSecretKey,
+    register_agency_client,
+    register_client,
+)
+from authority.oidc.models import OAuthClient
 
 DEMO_AGENCY_CODE = "DEMO"
 DEMO_AGENCY_NAME = "Demonstration Licensing Agency"
+DEMO_PORTAL_NAME = "Demonstration Portal"
+DEMO_PORTAL_REDIRECT = "http://127.0.0.1:8001/callback"
+
+
+def _demo_secret(key: ClientSecretKey, label: str) -> str:
+    digest = hmac.new(key.digest(f"demo:{label}").encode(), b"demo-secret", hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def _client_by_name(session: Session, name: str) -> OAuthClient | None:
+    return session.scalar(select(OAuthClient).where(OAuthClient.name == name).limit(1))
 
 
 def seed_demo(instance: Instance) -> dict[str, Any]:
     """Create what the demo needs if missing; return its credentials and identifiers."""
     require_initialised(instance)
+    key = instance.client_secret_key
+    portal_secret = _demo_secret(key, "portal")
+    agency_secret = _demo_secret(key, "agency")
     with instance.database.transaction() as session:
+        now = utcnow()
         pki = pki_for(instance, session)
         agency = session.scalar(select(Agency).where(Agency.code == DEMO_AGENCY_CODE))
         if agency is None:
-            agency, _ = create_agency(pki, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, utcnow())
-        seal = pki.agency_seal(agency)
+            agency, _ = create_agency(pki, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, now)
+            register_agency_client(session, key, agency, now, secret=agency_secret)
+        agency_client = session.scalar(
+            select(OAuthClient).where(OAuthClient.agency_id == agency.id)
+        )
+        portal = _client_by_name(session, DEMO_PORTAL_NAME)
+        if portal is None:
+            portal = register_client(
+                session,
+                key,
+                name=DEMO_PORTAL_NAME,
+                redirect_uris=[DEMO_PORTAL_REDIRECT],
+                scopes=["openid", "profile", "email", "phone", "business"],
+                now=now,
+                secret=portal_secret,
+            ).record
+        assert agency_client is not None
         return {
             "issuer": instance.settings.issuer,
-            "agency": {"code": agency.code, "name": agency.name, "seal_serial": seal.serial},
+            "portal": {
+                "client_id": portal.client_id,
+                "client_secret": portal_secret,
+                "redirect_uris": list(portal.redirect_uris),
+            },
+            "agency": {
+                "code": agency.code,
+                "name": agency.name,
+                "seal_serial": pki.agency_seal(agency).serial,
+                "client_id": agency_client.client_id,
+                "client_secret": agency_secret,
+            },
         }

@@ -23,6 +23,8 @@ class AuthorityError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+        #: HTTP headers the answer must carry (e.g. WWW-Authenticate); rendered by the web layer.
+        self.headers: dict[str, str] = {}
 
 
 class ConfigurationError(AuthorityError):

@@ -7,6 +7,8 @@ arguments.
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from authority.config import Environment, KeyStoreKind, Settings
 from authority.db.migrate import current_revision, head_revision
 from authority.db.session import Database
 from authority.errors import AuthorityError, Unavailable
+from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
 
@@ -48,6 +51,36 @@ def keystore_passphrase(settings: Settings) -> str | None:
         return None
 
 
+CLIENT_SECRET_KEY_FILE = "client-secret.key"  # noqa: S105 - a file name
+
+
+def _client_secret_key(keys_dir: Path) -> bytes:
+    """The installation's HMAC key for client secrets, created once (mode 0600).
+
+    It lives beside the key store, so hosts that share keys share it, and a
+    database dump alone cannot confirm a client secret.
+    """
+    path = keys_dir / CLIENT_SECRET_KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        pass
+    ensure_directory(keys_dir)
+    temporary = keys_dir / f".{CLIENT_SECRET_KEY_FILE}.{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)  # fails if another process created it first: use theirs
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
 class Instance:
     """Settings, database and key store of one Authority."""
 
@@ -57,6 +90,14 @@ class Instance:
         self.settings = settings
         self.database = database
         self._keystore = keystore
+        self._client_secret_key: ClientSecretKey | None = None
+
+    @property
+    def client_secret_key(self) -> ClientSecretKey:
+        """The HMAC key client secrets are stored under."""
+        if self._client_secret_key is None:
+            self._client_secret_key = ClientSecretKey(_client_secret_key(self.settings.keys_dir))
+        return self._client_secret_key
 
     @property
     def keystore(self) -> KeyStore:

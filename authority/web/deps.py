@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from authority.db.base import utcnow
 from authority.instance import Instance
+from authority.oidc.bearer import authenticate
+from authority.oidc.tokens import AccessToken
 
 
 def get_instance(request: Request) -> Instance:
@@ -27,3 +30,23 @@ def _unit_of_work(request: Request) -> Iterator[Session]:
 # then fails to commit.
 DbSession = Annotated[Session, Depends(_unit_of_work, scope="function")]
 CurrentInstance = Annotated[Instance, Depends(get_instance)]
+
+
+def require_scope(scope: str) -> Any:
+    """A dependency yielding the request's verified access token, if it grants ``scope``.
+
+    401 with a Bearer challenge without a valid token, 403 insufficient_scope
+    without the scope (RFC 6750 §3.1).
+    """
+
+    def verified(request: Request, instance: CurrentInstance, session: DbSession) -> AccessToken:
+        return authenticate(
+            session,
+            instance.keystore,
+            request.app.state.token_verifier,
+            request.headers.get("authorization"),
+            scope,
+            utcnow(),
+        )
+
+    return Depends(verified)

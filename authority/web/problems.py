@@ -92,7 +92,9 @@ async def _authority_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthorityError)
     if exc.status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.detail)
-    return problem(request, exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
+    response = problem(request, exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,115 @@
+"""The Starlette adapter for authlib: our request in, ``(status, body, headers)`` out.
+
+This is all the framework glue the provider needs (authlib ships no Starlette
+server adapter): the form is read asynchronously before the synchronous
+protocol code runs, and the URI handed to authlib is the public issuer URL,
+whatever address the proxy in front of us used.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Any
+
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from authority.db.base import utcnow
+from authority.instance import Instance
+from authority.oidc.server import AuthorityServer, Provider, json_body
+from authority.web.deps import CurrentInstance, DbSession
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class FormPayload(OAuth2Payload):  # type: ignore[misc]
+    """The request's form parameters (RFC 6749 §3.2: the token endpoint takes a body)."""
+
+    def __init__(self, values: list[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in values:
+            self._datalist[key].append(value)
+        self._data = {key: items[0] for key, items in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        """First value of each parameter."""
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        """Every value of each parameter (repeats are an error, RFC 6749 §3.2)."""
+        return self._datalist
+
+
+class FormRequest(OAuth2Request):  # type: ignore[misc]
+    """An authlib request built from a Starlette request's already-read form."""
+
+    def __init__(
+        self, method: str, uri: str, headers: Any, payload: FormPayload, args: dict[str, str]
+    ) -> None:
+        super().__init__(method=method, uri=uri, headers=headers)
+        self.payload = payload
+        self._args = args
+
+    @property
+    def args(self) -> dict[str, str]:
+        """Query parameters."""
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        """Body parameters."""
+        return dict(self.payload.data)
+
+
+async def oauth_request(request: Request) -> FormRequest:
+    """Read the form body (if any) and wrap the request for authlib."""
+    values: list[tuple[str, str]] = []
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == FORM:
+        form = await request.form()
+        values = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    issuer = request.app.state.instance.settings.issuer
+    uri = issuer + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return FormRequest(
+        request.method, uri, request.headers, FormPayload(values), dict(request.query_params)
+    )
+
+
+def authorization_server(
+    instance: CurrentInstance, session: DbSession, request: Request
+) -> AuthorityServer:
+    """The protocol core bound to this request's unit of work."""
+    return AuthorityServer(provider_for(instance, session, request))
+
+
+def provider_for(instance: Instance, session: Any, request: Request) -> Provider:
+    """This request's :class:`Provider`."""
+    return Provider(
+        session=session,
+        keystore=instance.keystore,
+        issuer=instance.settings.issuer,
+        secret_key=instance.client_secret_key,
+        verifier=request.app.state.token_verifier,
+        now=utcnow(),
+    )
+
+
+def to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
+    """authlib's ``(status, body, headers)`` as a response; errors stay RFC 6749 §5.2."""
+    status, body, headers = result
+    content = body if isinstance(body, bytes) else json_body(body)
+    response = Response(content, status_code=status, media_type="application/json")
+    for name, value in headers:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    # RFC 6749 §5.1: token responses MUST NOT be cached; errors neither.
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Pragma", "no-cache")
+    return response
+
+
+OAuthRequest = Annotated[FormRequest, Depends(oauth_request)]
+Server = Annotated[AuthorityServer, Depends(authorization_server)]

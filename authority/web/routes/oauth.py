@@ -1,0 +1,74 @@
+"""OAuth 2.0 endpoints: token, introspection, revocation, metadata, JWKS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from authority.db.base import utcnow
+from authority.oidc import tokens
+from authority.oidc.metadata import server_metadata
+from authority.web.deps import CurrentInstance, DbSession
+from authority.web.oauth import OAuthRequest, Server, to_response
+
+router = APIRouter(tags=["oauth"])
+
+_FORM_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.post(
+    "/oauth/token",
+    summary="Token endpoint (RFC 6749 §3.2)",
+    response_class=Response,
+    openapi_extra=_FORM_BODY,
+)
+def token(request: OAuthRequest, server: Server) -> Response:
+    """Client credentials grant; errors in RFC 6749 §5.2 form."""
+    return to_response(server.create_token_response(request))
+
+
+@router.post(
+    "/oauth/introspect",
+    summary="Token introspection (RFC 7662)",
+    response_class=Response,
+    openapi_extra=_FORM_BODY,
+)
+def introspect(request: OAuthRequest, server: Server) -> Response:
+    """Whether a token is active, and its claims; for authenticated clients."""
+    return to_response(server.create_endpoint_response("introspection", request))
+
+
+@router.post(
+    "/oauth/revoke",
+    summary="Token revocation (RFC 7009)",
+    response_class=Response,
+    openapi_extra=_FORM_BODY,
+)
+def revoke(request: OAuthRequest, server: Server) -> Response:
+    """Revoke an access token the client holds; 200 even for unknown tokens."""
+    return to_response(server.create_endpoint_response("revocation", request))
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+@router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
+def metadata(instance: CurrentInstance) -> JSONResponse:
+    """Where the endpoints are and what they support."""
+    return JSONResponse(
+        server_metadata(instance.settings.issuer), headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get("/oauth/jwks.json", summary="The provider's public signing keys")
+def jwks(instance: CurrentInstance, session: DbSession) -> JSONResponse:
+    """Public keys only, including retired keys whose tokens may still be presented."""
+    return JSONResponse(
+        tokens.jwks(session, instance.keystore, utcnow()),
+        headers={"Cache-Control": "public, max-age=60"},
+    )
