@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -88,6 +89,14 @@ def pki_for(instance: Instance, session: Session) -> Pki:
     )
 
 
+def ensure_service_keys(instance: Instance, session: Session, now: datetime) -> list[str]:
+    """Create the CA hierarchy and the token-signing key where missing; say what was made."""
+    created = pki_for(instance, session).ensure_hierarchy(now)
+    if ensure_signing_key(session, instance.keystore, TOKEN_PURPOSE, now) is not None:
+        created.append("token signing key")
+    return created
+
+
 def initialise(instance: Instance) -> InitReport:
     """Create directories, migrate the schema, create keys and the CA hierarchy."""
     settings = instance.settings
@@ -116,10 +125,7 @@ def initialise(instance: Instance) -> InitReport:
             created.append(f"issuer changed to {settings.issuer}")
         session.flush()
         instance_id = installation.instance_id
-        now = utcnow()
-        created += pki_for(instance, session).ensure_hierarchy(now)
-        if ensure_signing_key(session, instance.keystore, TOKEN_PURPOSE, now) is not None:
-            created.append("token signing key")
+        created += ensure_service_keys(instance, session, utcnow())
     return InitReport(
         database=redacted_url(settings.database_url),
         schema_from=before,

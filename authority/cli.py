@@ -29,7 +29,7 @@ from authority.instance import Instance
 from authority.oidc.clients import register_agency_client, register_client
 from authority.oidc.models import SigningKey
 from authority.oidc.tokens import rotate_signing_key
-from authority.pki.crl import parse_reason
+from authority.pki.crl import parse_revocation_reason
 from authority.pki.models import CertificateRecord
 from authority.pki.service import certificate_pem
 
@@ -246,7 +246,7 @@ def seal_rotate_command(code: str) -> None:
 @click.option("--serial", default=None, help="A specific certificate (default: the current one).")
 def seal_revoke_command(code: str, reason: str, serial: str | None) -> None:
     """Revoke an agency's seal certificate; the CRL, OCSP and trust list show it at once."""
-    parsed = parse_reason(reason)
+    parsed = parse_revocation_reason(reason)
     with opened_instance() as instance, instance.database.transaction() as session:
         record = revoke_seal(pki_for(instance, session), code, parsed, utcnow(), serial)
         data = {

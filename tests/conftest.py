@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from authority.app import create_app
-from authority.bootstrap import pki_for
+from authority.bootstrap import ensure_service_keys, pki_for
 from authority.config import Settings, load_settings
 from authority.db.base import utcnow
 from authority.db.migrate import upgrade
@@ -131,7 +131,7 @@ def database_url(
     upgrade(database)
     instance = Instance(settings, database, keystore)
     with database.transaction() as session:
-        pki_for(instance, session).ensure_hierarchy(utcnow())
+        ensure_service_keys(instance, session, utcnow())
     database.dispose()
     return url
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
 from authority.errors import Conflict, InvalidInput, NotFound
 from authority.pki.crl import RevocationReason
 from authority.pki.models import CertificateRecord
-from authority.pki.service import Pki
+from authority.pki.service import RESERVED_NAMES, Pki
 
 AGENCY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 MAX_NAME = 64  # ub-organization-name (RFC 5280 Appendix A.1): it becomes the seal's O and CN
@@ -38,8 +38,12 @@ def create_agency(
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise InvalidInput(f"agency name must be 1-{MAX_NAME} characters")
-    if pki.session.scalar(select(Agency).where(Agency.code == code)) is not None:
-        raise Conflict(f"an agency with code {code!r} already exists")
+    if code.lower() in RESERVED_NAMES:
+        raise InvalidInput(f"agency code {code!r} is reserved for the authority's own use")
+    # Codes differing only in case would share one organizationIdentifier (GV:CN-<CODE>).
+    existing = pki.session.scalar(select(Agency).where(func.lower(Agency.code) == code.lower()))
+    if existing is not None:
+        raise Conflict(f"an agency with code {existing.code!r} already exists")
     agency = Agency(code=code, name=name, created_at=now)
     pki.session.add(agency)
     pki.session.flush()

@@ -222,8 +222,11 @@ class Client(ClientMixin):  # type: ignore[misc]
         return self.record.redirect_uris[0] if self.record.redirect_uris else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        """The requested scopes this client may have."""
-        requested = parse_scope(scope)
+        """The requested scopes this client may have (malformed scope: none)."""
+        try:
+            requested = parse_scope(scope)
+        except InvalidInput:
+            return ""
         return " ".join(s for s in requested if s in self.record.scopes)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:

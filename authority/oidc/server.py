@@ -17,7 +17,9 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
     InvalidClientError,
+    InvalidRequestError,
     InvalidScopeError,
+    OAuth2Error,
     OAuth2Request,
     UnauthorizedClientError,
 )
@@ -31,6 +33,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from authority.errors import AuthorityError
 from authority.oidc.clients import Client, ClientSecretKey, find_client
 from authority.oidc.models import UsedClientAssertion
 from authority.oidc.scopes import parse_scope
@@ -80,6 +83,28 @@ class Provider:
         return f"{self.issuer}/oauth/token"
 
 
+def scope_tokens(scope: str | None) -> list[str]:
+    """Parsed scope, or ``invalid_scope`` for a malformed one (RFC 6749 §5.2)."""
+    try:
+        return parse_scope(scope)
+    except AuthorityError as exc:
+        raise InvalidScopeError(description=exc.detail) from None
+
+
+def check_form(request: OAuth2Request) -> None:
+    """RFC 6749 §3.2 rules every endpoint here shares, which authlib leaves open.
+
+    The body must be a form; no parameter may appear twice.
+    """
+    if request.method != "POST" or not getattr(request, "is_form", False):
+        raise InvalidRequestError(
+            description="send the parameters as application/x-www-form-urlencoded"
+        )
+    repeated = sorted(k for k, values in request.payload.datalist.items() if len(values) > 1)
+    if repeated:
+        raise InvalidRequestError(description=f"parameter repeated: {', '.join(repeated)}")
+
+
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     """RFC 6749 §4.4, with scopes held to what the client is registered for."""
 
@@ -89,10 +114,7 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
         """Authenticate the client, then refuse any scope it may not have (§3.3)."""
         super().validate_token_request()
         client: Client = self.request.client
-        try:
-            requested = parse_scope(self.request.payload.scope)
-        except ValueError as exc:
-            raise InvalidScopeError(description=str(exc)) from None
+        requested = scope_tokens(self.request.payload.scope)
         refused = [s for s in requested if s not in client.record.scopes]
         if refused:
             raise InvalidScopeError(description=f"the client may not request: {' '.join(refused)}")
@@ -267,6 +289,26 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(Introspection(provider))
         self.register_token_generator("default", self._generate_token)
 
+    def create_token_response(self, request: OAuth2Request | None = None) -> Any:
+        """Check the form first; a missing grant_type is invalid_request (§5.2)."""
+        assert request is not None
+        try:
+            check_form(request)
+            if not request.payload.grant_type:
+                raise InvalidRequestError(description="grant_type is required")
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
+        return super().create_token_response(request)
+
+    def create_endpoint_response(self, name: str, request: OAuth2Request | None = None) -> Any:
+        """Check the form first (introspection, revocation)."""
+        assert request is not None
+        try:
+            check_form(request)
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
+        return super().create_endpoint_response(name, request)
+
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
     ) -> Client:
@@ -320,7 +362,7 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
     ) -> dict[str, Any]:
         provider = self.provider
         # RFC 6749 §3.3: with no scope requested, use the registered ones as the default.
-        scopes = parse_scope(scope) or list(client.record.scopes)
+        scopes = scope_tokens(scope) or list(client.record.scopes)
         if not client.check_grant_type(grant_type):
             raise UnauthorizedClientError()
         token, lifetime = issue_access_token(

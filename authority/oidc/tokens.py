@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from authority.errors import AuthorityError
+from authority.errors import AuthorityError, Unavailable
 from authority.oidc.models import RevokedToken, SigningKey
 from authority.pki.keystore import KeyAlgorithm, KeyStore
 
@@ -32,6 +32,13 @@ TOKEN_PURPOSE = "token"  # noqa: S105 - a key purpose, not a secret
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)
 CLOCK_SKEW = timedelta(seconds=60)
 AT_JWT = "at+jwt"  # RFC 9068 §2.1
+
+
+class SigningKeyMissing(Unavailable):
+    """The provider has no key to sign tokens with (an operator must run `authority init`)."""
+
+    slug = "signing-key-missing"
+    title = "Signing key missing"
 
 
 class InvalidAccessToken(AuthorityError):
@@ -187,7 +194,7 @@ def issue_access_token(
     """A signed RFC 9068 access token and its lifetime in seconds."""
     key = current_signing_key(session, TOKEN_PURPOSE)
     if key is None:
-        raise InvalidAccessToken("no token-signing key: run `authority init`")
+        raise SigningKeyMissing("no token-signing key exists: run `authority init`")
     issued = int(now.timestamp())
     seconds = int(lifetime.total_seconds())
     claims: dict[str, Any] = {

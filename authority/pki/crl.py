@@ -14,7 +14,13 @@ from authority.errors import ConfigurationError, InvalidInput
 from authority.pki.keystore import Signer
 from authority.pki.x509sign import sign_crl
 
-__all__ = ["RevocationReason", "RevokedEntry", "build_crl", "parse_reason"]
+__all__ = [
+    "RevocationReason",
+    "RevokedEntry",
+    "build_crl",
+    "parse_reason",
+    "parse_revocation_reason",
+]
 
 
 class RevocationReason(enum.Enum):
@@ -155,3 +161,18 @@ def build_crl(
         builder = builder.add_revoked_certificate(item.build())
     crl = sign_crl(builder, signer)
     return crl.public_bytes(serialization.Encoding.DER)
+
+
+def parse_revocation_reason(name: str) -> RevocationReason:
+    """A reason a revocation here may give: final ones only.
+
+    ``removeFromCRL`` exists only in delta CRLs, and ``certificateHold`` needs a
+    release this authority does not offer (a held seal is revoked, or left good).
+    """
+    reason = parse_reason(name)
+    if reason in (RevocationReason.REMOVE_FROM_CRL, RevocationReason.CERTIFICATE_HOLD):
+        raise InvalidInput(
+            f"{reason.value} cannot be used here: revocation is final; use e.g. "
+            "keyCompromise, cessationOfOperation, superseded or affiliationChanged"
+        )
+    return reason

@@ -37,6 +37,9 @@ SEAL_VALIDITY = timedelta(days=3 * 365 + 1)
 # issuing production certificates; the sub-arcs below stay as they are.
 AUTHORITY_OID_ARC = "2.999.4711"
 SEAL_POLICY_OID = AUTHORITY_OID_ARC + ".1.1"  # certificate policy of agency seals
+# Only the authority's own trust-list seal carries this policy; verifiers of the trust
+# list require it, so no agency seal (which chains to the same root) can sign a list.
+TRUST_LIST_POLICY_OID = AUTHORITY_OID_ARC + ".1.2"
 TSA_POLICY_OID = AUTHORITY_OID_ARC + ".2.1"  # time-stamping policy (RFC 3161 TSTInfo.policy)
 
 # ETSI EN 319 412-5 QC statements and RFC 9336.

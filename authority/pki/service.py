@@ -38,8 +38,14 @@ CRL_VALIDITY = timedelta(days=1)
 # A CRL is re-issued when it is requested with less than this left before nextUpdate,
 # so relying parties never fetch one that is about to go stale.
 CRL_REFRESH_MARGIN = timedelta(hours=12)
-# The responder certificate is renewed by `authority init` when this little is left.
+# `authority init` renews these certificates when this little validity is left.
 OCSP_RENEWAL_MARGIN = timedelta(days=30)
+SEAL_RENEWAL_MARGIN = timedelta(days=90)  # the trust-list seal
+TSA_RENEWAL_MARGIN = timedelta(days=365)  # tokens outlive the unit's signing period
+# Names agencies may not take: they name the authority's own certificates and URLs.
+RESERVED_NAMES = frozenset(
+    {ROOT_NAME, SEAL_CA_NAME, TSA_NAME, OCSP_NAME, TRUST_LIST_SEAL_NAME, "authority"}
+)
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,10 @@ class Pki:
             seal_ca = self._store(cert, CertificateRole.CA, SEAL_CA_NAME, key.handle, root)
             created.append("seal CA")
 
-        if (CertificateRole.TSA.value, TSA_NAME) not in existing:
+        tsu = existing.get((CertificateRole.TSA.value, TSA_NAME))
+        if tsu is None or tsu.not_after - now < TSA_RENEWAL_MARGIN:
+            if tsu is not None:
+                tsu.superseded_at = now
             key = self.keystore.generate("time-stamping unit")
             cert = profiles.tsa_certificate(
                 identity.tsa_subject(),
@@ -242,11 +251,21 @@ class Pki:
             self._store(cert, CertificateRole.OCSP, OCSP_NAME, key.handle, seal_ca)
             created.append("OCSP responder certificate")
 
-        if (CertificateRole.SEAL.value, TRUST_LIST_SEAL_NAME) not in existing:
+        trust_list_seal = self._trust_list_seal()
+        if trust_list_seal is None or trust_list_seal.not_after - now < SEAL_RENEWAL_MARGIN:
+            if trust_list_seal is not None:
+                trust_list_seal.superseded_at = now
             seal = profiles.AgencySeal(
                 code="AUTHORITY", name=self.settings.organisation, country=self.settings.country
             )
-            self._issue_seal(seal, TRUST_LIST_SEAL_NAME, None, seal_ca, now)
+            self._issue_seal(
+                seal,
+                TRUST_LIST_SEAL_NAME,
+                None,
+                seal_ca,
+                now,
+                policy_oid=profiles.TRUST_LIST_POLICY_OID,
+            )
             created.append("trust-list seal certificate")
 
         for ca in (root, seal_ca):
@@ -261,6 +280,27 @@ class Pki:
             )
         ).all()
 
+    def _trust_list_seal(self) -> CertificateRecord | None:
+        return self.session.scalar(
+            select(CertificateRecord)
+            .where(
+                CertificateRecord.role == CertificateRole.SEAL.value,
+                CertificateRecord.name == TRUST_LIST_SEAL_NAME,
+                CertificateRecord.agency_id.is_(None),
+                CertificateRecord.superseded_at.is_(None),
+                CertificateRecord.revoked_at.is_(None),
+            )
+            .order_by(CertificateRecord.id.desc())
+            .limit(1)
+        )
+
+    def trust_list_seal(self) -> CertificateRecord:
+        """The authority's own seal for the trust list (never an agency's)."""
+        record = self._trust_list_seal()
+        if record is None:
+            raise PkiNotInitialised("the trust-list seal does not exist: run `authority init`")
+        return record
+
     def _issue_seal(
         self,
         seal: profiles.AgencySeal,
@@ -268,6 +308,7 @@ class Pki:
         agency: Agency | None,
         seal_ca: CertificateRecord,
         now: datetime,
+        policy_oid: str = profiles.SEAL_POLICY_OID,
     ) -> CertificateRecord:
         key = self.keystore.generate(f"seal {name}")
         cert = profiles.seal_certificate(
@@ -277,6 +318,7 @@ class Pki:
             self.signer(seal_ca),
             self._urls(SEAL_CA_NAME, ocsp=True),
             not_before=now,
+            policy_oid=policy_oid,
         )
         return self._store(cert, CertificateRole.SEAL, name, key.handle, seal_ca, agency)
 

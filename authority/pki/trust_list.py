@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from authority.agencies.models import Agency
 from authority.errors import InvalidInput
 from authority.pki.models import CertificateRecord, CertificateRole
+from authority.pki.profiles import TRUST_LIST_POLICY_OID
 from authority.pki.service import (
-    TRUST_LIST_SEAL_NAME,
     Pki,
     certificate_pem,
     load_certificate,
@@ -92,7 +92,13 @@ def build_trust_list(pki: Pki, now: datetime) -> dict[str, Any]:
         "next_update": iso(now + TRUST_LIST_VALIDITY),
         "certificates": [_entry(r, agencies) for r in records],
     }
-    seal = pki.current(CertificateRole.SEAL, TRUST_LIST_SEAL_NAME)
+    seal = pki.trust_list_seal()
+    document["seal"] = seal_document(pki, document, seal)
+    return document
+
+
+def seal_document(pki: Pki, document: dict[str, Any], seal: CertificateRecord) -> str:
+    """The detached ES256 JWS over ``document``'s canonical form, by ``seal``'s key."""
     issuer = pki.session.get(CertificateRecord, seal.issuer_id)
     assert issuer is not None
     header = {
@@ -106,8 +112,7 @@ def build_trust_list(pki: Pki, now: datetime) -> dict[str, Any]:
     # RFC 7518 §3.4: ES256 signatures are R || S, each 32 octets big-endian.
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     protected = signing_input.split(".", 1)[0]
-    document["seal"] = f"{protected}..{_b64url(raw)}"
-    return document
+    return f"{protected}..{_b64url(raw)}"
 
 
 def canonical(document: dict[str, Any]) -> bytes:
@@ -155,6 +160,10 @@ def verify_trust_list(document: dict[str, Any], root: x509.Certificate) -> Verif
             child.verify_directly_issued_by(parent)
     except (ValueError, TypeError, InvalidSignature):
         raise TrustListInvalid("the seal's certificates do not chain to the pinned root") from None
+    if not _has_policy(chain[0], TRUST_LIST_POLICY_OID):
+        # Every agency seal chains to the same root: only the trust-list policy
+        # distinguishes the authority's own seal.
+        raise TrustListInvalid("the seal's certificate is not the authority's trust-list seal")
     now = datetime.now(UTC)
     for cert in chain:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
@@ -169,6 +178,14 @@ def verify_trust_list(document: dict[str, Any], root: x509.Certificate) -> Verif
     except InvalidSignature:
         raise TrustListInvalid("the seal does not match the trust list's content") from None
     return VerifiedTrustList(document=document, root=root, sealed_by=chain[0])
+
+
+def _has_policy(certificate: x509.Certificate, policy: str) -> bool:
+    try:
+        policies = certificate.extensions.get_extension_for_class(x509.CertificatePolicies)
+    except x509.ExtensionNotFound:
+        return False
+    return any(p.policy_identifier.dotted_string == policy for p in policies.value)
 
 
 def root_of(document: dict[str, Any]) -> x509.Certificate:

@@ -29,7 +29,9 @@ class FormPayload(OAuth2Payload):  # type: ignore[misc]
     def __init__(self, values: list[tuple[str, str]]) -> None:
         self._datalist: defaultdict[str, list[str]] = defaultdict(list)
         for key, value in values:
-            self._datalist[key].append(value)
+            # RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+            if value:
+                self._datalist[key].append(value)
         self._data = {key: items[0] for key, items in self._datalist.items()}
 
     @property
@@ -47,11 +49,20 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
     """An authlib request built from a Starlette request's already-read form."""
 
     def __init__(
-        self, method: str, uri: str, headers: Any, payload: FormPayload, args: dict[str, str]
+        self,
+        method: str,
+        uri: str,
+        headers: Any,
+        payload: FormPayload,
+        args: dict[str, str],
+        *,
+        is_form: bool,
     ) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self.payload = payload
         self._args = args
+        #: Whether the body was application/x-www-form-urlencoded.
+        self.is_form = is_form
 
     @property
     def args(self) -> dict[str, str]:
@@ -74,7 +85,12 @@ async def oauth_request(request: Request) -> FormRequest:
     issuer = request.app.state.instance.settings.issuer
     uri = issuer + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return FormRequest(
-        request.method, uri, request.headers, FormPayload(values), dict(request.query_params)
+        request.method,
+        uri,
+        request.headers,
+        FormPayload(values),
+        dict(request.query_params),
+        is_form=content_type == FORM,
     )
 
 

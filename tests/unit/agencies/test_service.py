@@ -7,7 +7,7 @@ import pytest
 from authority.agencies.service import create_agency, revoke_seal, rotate_seal
 from authority.db.base import utcnow
 from authority.errors import Conflict, InvalidInput, NotFound
-from authority.pki.crl import RevocationReason, parse_reason
+from authority.pki.crl import RevocationReason, parse_reason, parse_revocation_reason
 from authority.pki.service import NoActiveSeal, Pki
 
 
@@ -78,3 +78,24 @@ def test_reason_names_follow_rfc_5280() -> None:
     assert parse_reason("keyCompromise") is RevocationReason.KEY_COMPROMISE
     with pytest.raises(InvalidInput, match="keyCompromise"):
         parse_reason("stolen")
+
+
+@pytest.mark.parametrize(
+    "code", ["trust-list", "Trust-List", "AUTHORITY", "root", "seal-ca", "tsa", "OCSP"]
+)
+def test_the_authoritys_own_names_are_reserved(pki: Pki, code: str) -> None:
+    with pytest.raises(InvalidInput, match="reserved"):
+        create_agency(pki, code, "Impostor", utcnow())
+
+
+def test_codes_differing_only_in_case_are_one_agency(pki: Pki) -> None:
+    create_agency(pki, "MOT", "Ministry of Transport", utcnow())
+    with pytest.raises(Conflict, match="'MOT' already exists"):
+        create_agency(pki, "mot", "Impostor", utcnow())
+
+
+@pytest.mark.parametrize("name", ["removeFromCRL", "certificateHold"])
+def test_reasons_that_cannot_be_final_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput, match="revocation is final"):
+        parse_revocation_reason(name)
+    assert parse_revocation_reason("keyCompromise") is RevocationReason.KEY_COMPROMISE
