@@ -99,6 +99,8 @@ def test_demo_before_init_says_what_to_do(cli_env: dict[str, str], tmp_path: Pat
 @pytest.mark.parametrize(
     "command",
     [
+        ["client", "create"],
+        ["keys", "rotate"],
         [],
         ["init"],
         ["demo"],
@@ -149,6 +151,70 @@ def test_pki_commands_refuse_bad_input_in_one_line(cli_env: dict[str, str], tmp_
     assert json.loads(created.stdout)["seal"]["status"] == "good"
     again = run(["agency", "create", "--code", "MOT", "--name", "Transport"], cli_env, tmp_path)
     assert again.stderr == "authority: error: an agency with code 'MOT' already exists\n"
+
+
+def test_client_create_and_token_key_rotation(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run(["init"], cli_env, tmp_path).returncode == 0
+    created = run(
+        [
+            "client",
+            "create",
+            "--name",
+            "Portal",
+            "--redirect-uri",
+            "https://p.example.gov/cb",
+            "--scope",
+            "openid",
+            "--scope",
+            "email",
+            "--json",
+        ],
+        cli_env,
+        tmp_path,
+    )
+    assert created.returncode == 0, created.stderr
+    portal = json.loads(created.stdout)
+    assert portal["grant_types"] == ["authorization_code", "refresh_token"]
+    assert portal["scope"] == "openid email"
+    assert len(portal["client_secret"]) >= 43
+    refused = run(
+        ["client", "create", "--name", "X", "--redirect-uri", "http://evil.example/"],
+        cli_env,
+        tmp_path,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "authority: error: redirect URI 'http://evil.example/' must use https "
+        "(http only for loopback)\n"
+    )
+    bad_jwks = tmp_path / "jwks.json"
+    bad_jwks.write_text("{not json")
+    broken = run(
+        [
+            "client",
+            "create",
+            "--name",
+            "X",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            str(bad_jwks),
+        ],
+        cli_env,
+        tmp_path,
+    )
+    assert broken.returncode == 1 and "--jwks is not JSON" in broken.stderr
+
+    first = json.loads(
+        run(["keys", "rotate", "--purpose", "token", "--json"], cli_env, tmp_path).stdout
+    )
+    second = json.loads(
+        run(["keys", "rotate", "--purpose", "token", "--json"], cli_env, tmp_path).stdout
+    )
+    assert second["previous_kid"] == first["kid"]
+    keys = json.loads(run(["keys", "list", "--json"], cli_env, tmp_path).stdout)["keys"]
+    signing = [k["signing"] for k in keys if k["signing"]]
+    assert sorted(s["status"] for s in signing) == ["current", "retired", "retired"]
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:
