@@ -24,6 +24,8 @@ from authority.agencies.service import create_agency
 from authority.bootstrap import pki_for, require_initialised
 from authority.db.base import utcnow
 from authority.instance import Instance
+from authority.licences.models import LicenceType
+from authority.licences.service import create_licence_type
 from authority.oidc.clients import (
     ClientSecretKey,
     register_agency_client,
@@ -35,6 +37,26 @@ DEMO_AGENCY_CODE = "DEMO"
 DEMO_AGENCY_NAME = "Demonstration Licensing Agency"
 DEMO_PORTAL_NAME = "Demonstration Portal"
 DEMO_PORTAL_REDIRECT = "http://127.0.0.1:8001/callback"
+DEMO_CITIZEN_ID = "11010519491231002X"  # GB 11643's own sample number
+DEMO_CITIZEN_NAME = "张三"
+DEMO_LICENCE_TYPE = "DEMO-PERMIT"
+DEMO_LICENCE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "title": "Demonstration vehicle permit",
+    "properties": {
+        "category": {"type": "string", "enum": ["A", "B", "C"], "title": "准驾车型 / Category"},
+        "vehicle": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "title": "车辆类型 / Vehicle",
+        },
+        "plate": {"type": "string", "pattern": "^[A-Z0-9]{5,8}$", "title": "号牌 / Plate"},
+    },
+    "required": ["category", "vehicle"],
+    "additionalProperties": False,
+}
 
 
 def _demo_secret(key: ClientSecretKey, label: str) -> str:
@@ -74,6 +96,17 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
                 secret=portal_secret,
             ).record
         assert agency_client is not None
+        if session.scalar(select(LicenceType).where(LicenceType.code == DEMO_LICENCE_TYPE)) is None:
+            create_licence_type(
+                session,
+                agency,
+                code=DEMO_LICENCE_TYPE,
+                name_zh="演示许可证",
+                name_en="Demonstration Permit",
+                schema=DEMO_LICENCE_SCHEMA,
+                validity_days=365 * 5,
+                now=now,
+            )
         return {
             "issuer": instance.settings.issuer,
             "portal": {
@@ -87,5 +120,11 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
                 "seal_serial": pki.agency_seal(agency).serial,
                 "client_id": agency_client.client_id,
                 "client_secret": agency_secret,
+                "licence_type": DEMO_LICENCE_TYPE,
+                "licence_example": {
+                    "type": DEMO_LICENCE_TYPE,
+                    "holder": {"kind": "citizen", "id": DEMO_CITIZEN_ID, "name": DEMO_CITIZEN_NAME},
+                    "data": {"category": "B", "vehicle": "小型汽车", "plate": "AB12345"},
+                },
             },
         }

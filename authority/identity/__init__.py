@@ -1,0 +1,1 @@
+"""People and businesses: identifiers, accounts, representation, authenticators."""

@@ -1,0 +1,1 @@
+"""Licences: types, issuance, lifecycle and renditions (document, seal, PDF, QR)."""
