@@ -23,7 +23,7 @@ from authority.web.middleware import (
     security_headers,
 )
 from authority.web.problems import install_problem_handlers
-from authority.web.routes import docs, oauth, operations, pki
+from authority.web.routes import docs, licences, oauth, operations, pki
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -59,6 +59,7 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(pki.router)
     app.include_router(oauth.router)
+    app.include_router(licences.router)
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = outermost. Security headers wrap everything, including the

@@ -340,7 +340,9 @@ def change_status(
         raise InvalidInput("reason must be 1-512 characters")
     allowed, result = _TRANSITIONS[action]
     if licence.status not in allowed:
-        raise Conflict(f"cannot {action} a licence that is {licence.status}", status=licence.status)
+        raise Conflict(
+            f"cannot {action} a licence that is {licence.status}", licence_status=licence.status
+        )
     licence.status = result
     licence.status_changed_at = now
     session.add(

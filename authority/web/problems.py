@@ -23,6 +23,7 @@ from authority.errors import AuthorityError
 from authority.logs import request_id_var
 
 PROBLEM_JSON = "application/problem+json"
+STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
 log = logging.getLogger("authority.web")
 
 # slug → description, for the /problems/{slug} documentation pages. Domain error
@@ -51,7 +52,8 @@ def problem_document(
         "instance": path,
         "request_id": request_id_var.get(),
     }
-    body.update(extensions)
+    # RFC 9457 §3.2: extensions add members; they never redefine the standard ones.
+    body.update({k: v for k, v in extensions.items() if k not in STANDARD_MEMBERS})
     return body
 
 
