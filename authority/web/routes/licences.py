@@ -15,6 +15,7 @@ from authority.db.base import utcnow
 from authority.instance import Instance
 from authority.licences import service
 from authority.licences.models import Licence, LicenceType
+from authority.licences.pdf import sealed_pdf
 from authority.licences.sealing import AgencySealer
 from authority.licences.service import Forbidden, LicenceRequest
 from authority.oidc.models import OAuthClient
@@ -179,6 +180,31 @@ def seal(licence_id: str, session: DbSession, token: AccessToken = READ) -> Resp
     """CMS SignedData over the document's bytes."""
     return Response(
         _owned(session, token, licence_id).seal, media_type="application/pkcs7-signature"
+    )
+
+
+@router.get("/{licence_id}/pdf", summary="The licence PDF, sealed PAdES-B-LT")
+def pdf(
+    licence_id: str, instance: CurrentInstance, session: DbSession, token: AccessToken = READ
+) -> Response:
+    """Made and stored on first download (it embeds the revocation data of that moment)."""
+    licence = _owned(session, token, licence_id)
+    if licence.pdf is None:
+        licence_type = session.get(LicenceType, licence.type_id)
+        agency = session.get(Agency, licence.agency_id)
+        assert licence_type is not None and agency is not None
+        licence.pdf = sealed_pdf(
+            pki_for(instance, session),
+            instance.settings.issuer,
+            licence,
+            licence_type,
+            agency,
+            utcnow(),
+        )
+    return Response(
+        licence.pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{licence.number}.pdf"'},
     )
 
 
