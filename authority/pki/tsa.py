@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authority.errors import AuthorityError, ConfigurationError
+from authority.pki.asn1 import original_bytes
 from authority.pki.keystore import Signer
 from authority.pki.profiles import TSA_POLICY_OID
 from authority.pki.x509sign import check_signature
@@ -126,7 +127,8 @@ def token_from_response(response_der: bytes) -> bytes:
         token = response["time_stamp_token"]
         # Testing for absence, not .native: parsing the whole token cost ~130 ms.
         if status in ("granted", "granted_with_mods") and not isinstance(token, core.Void):
-            return bytes(token.dump())
+            # The bytes as received: dump() may re-encode them (see pki.asn1).
+            return original_bytes(token)
         fail = response["status"]["fail_info"].native
     except Exception as exc:  # asn1crypto raises many types on hostile input
         raise TimeStampRejected(f"unreadable time-stamp response: {exc}") from None
@@ -326,7 +328,8 @@ class TimeStampAuthority:
         attrs_der = bytes(signed_attrs.dump())
         signature = self._signer.sign(attrs_der)
         check_signature(self._signer, signature, attrs_der)
-        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._hash})
+        # RFC 5754 §2: SHA-2 AlgorithmIdentifiers MUST be generated with absent parameters.
+        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._hash, "parameters": None})
         signer_info = cms.SignerInfo(
             {
                 "version": "v1",  # RFC 5652 §5.3: v1 with issuerAndSerialNumber

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authority.errors import AuthorityError, ConfigurationError, InvalidInput
+from authority.pki.asn1 import original_bytes
 from authority.pki.keystore import Signer
 from authority.pki.x509sign import check_signature
 
@@ -224,7 +225,7 @@ class DocumentSealer:
         self._timestamp = timestamp
         der = certificate.public_bytes(_DER)
         tbs = asn1_x509.Certificate.load(der)["tbs_certificate"]
-        issuer, serial = _encoding(tbs["issuer"]), _encoding(tbs["serial_number"])
+        issuer, serial = original_bytes(tbs["issuer"]), original_bytes(tbs["serial_number"])
         # RFC 5035 §4 ESSCertIDv2: hashAlgorithm DEFAULT sha256, so absent in DER (X.690
         # §11.5); issuerSerial names the issuer as a directoryName ([4] EXPLICIT).
         ess_cert_id = _tlv(0x04, hashlib.sha256(der).digest()) + _tlv(
@@ -327,7 +328,7 @@ def _check_token_imprint(token: bytes, signature: bytes) -> None:
 @dataclass(frozen=True)
 class _Cert:
     der: bytes
-    issuer: str  # asn1crypto's RFC 5280 §7.1 comparison form
+    issuer: bytes
     serial: int
     cert: x509.Certificate
 
@@ -337,7 +338,7 @@ class _CertRef(NamedTuple):
 
     hash_algorithm: str
     cert_hash: bytes
-    issuers: tuple[str, ...] | None
+    issuers: tuple[bytes, ...] | None
     serial: int | None
 
 
@@ -348,7 +349,7 @@ class _SignedData:
     content_type: str
     content: bytes | None
     certificates: tuple[_Cert, ...]
-    sid: tuple[str, int]
+    sid: tuple[bytes, int]
     digest_algorithm: str
     signature_algorithm: str
     signed_attrs: bytes
@@ -376,24 +377,10 @@ def _read_cert_ref(ref: Any) -> _CertRef:
     issuer_serial = ref["issuer_serial"]
     if isinstance(issuer_serial, core.Void):
         return _CertRef(algorithm, ref["cert_hash"].native, None, None)
-    names = tuple(n.chosen.hashable for n in issuer_serial["issuer"] if n.name == "directory_name")
+    names = tuple(original_bytes(n) for n in issuer_serial["issuer"] if n.name == "directory_name")
     return _CertRef(
         algorithm, ref["cert_hash"].native, names, issuer_serial["serial_number"].native
     )
-
-
-def _encoding(value: Any) -> bytes:
-    """The octets asn1crypto parsed ``value`` from: what was signed or hashed.
-
-    Not ``dump()``: it re-encodes a value whose length octets end in 0x80 (taking
-    them for the indefinite form) or once a DEFAULT field has been read, which
-    may change the octets and costs time exponential in the nesting depth. A
-    CHOICE gives its chosen alternative's octets, without any tag of its own.
-    """
-    if isinstance(value, core.Choice):
-        return _encoding(value.chosen)
-    sequence = isinstance(value, core.Sequence | core.SequenceOf)
-    return bytes(value._header + (value._contents if sequence else value.contents) + value._trailer)
 
 
 def _read_signed_data(der: bytes) -> _SignedData:
@@ -411,10 +398,10 @@ def _read_signed_data(der: bytes) -> _SignedData:
     certificates = []
     for choice in signed_data["certificates"]:
         if choice.name == "certificate":
-            der = _encoding(choice.chosen)
+            der = original_bytes(choice.chosen)
             parsed = asn1_x509.Certificate.load(der)
             tbs = parsed["tbs_certificate"]
-            issuer, serial = tbs["issuer"].hashable, tbs["serial_number"].native
+            issuer, serial = original_bytes(tbs["issuer"]), tbs["serial_number"].native
             cert = x509.load_der_x509_certificate(der)
             certificates.append(_Cert(der, issuer, serial, cert))
     sid = signer["sid"]
@@ -422,19 +409,20 @@ def _read_signed_data(der: bytes) -> _SignedData:
     # RFC 5652 §5.3: version 1 goes with issuerAndSerialNumber (the only sid we issue).
     if sid.name != "issuer_and_serial_number" or version != "v1":
         raise ValueError(f"SignerInfo {version} with a {sid.name} sid")
-    sid_value = sid.chosen["issuer"].hashable, sid.chosen["serial_number"].native
+    sid_value = original_bytes(sid.chosen["issuer"]), sid.chosen["serial_number"].native
     signed_attrs = signer["signed_attrs"]
     if isinstance(signed_attrs, core.Void):
         raise ValueError("no signed attributes")
-    raw_attrs = _encoding(signed_attrs)
+    raw_attrs = original_bytes(signed_attrs)
     attributes: dict[str, Any] = {}
     encodings = []
     for attribute in signed_attrs:
-        encodings.append(_encoding(attribute))
+        encodings.append(original_bytes(attribute))
         name = attribute["type"].native
         values = attribute["values"]
         if name in attributes:
-            # RFC 5652 §11.1-11.3, RFC 5035 §3: these attributes MUST NOT occur twice.
+            # RFC 5652 §11.1-11.3: no second content-type, message-digest or signing-time;
+            # this profile refuses any repeated attribute type.
             raise ValueError(f"duplicate signed attribute {name}")
         if name in _SINGLE_VALUED and len(values) != 1:
             raise ValueError(f"signed attribute {name} has {len(values)} values")
@@ -442,14 +430,16 @@ def _read_signed_data(der: bytes) -> _SignedData:
             attributes[name] = tuple(_read_cert_ref(r) for r in values[0]["certs"])
         else:
             attributes[name] = values[0].native if name in _SINGLE_VALUED else None
-    # RFC 5652 §5.3: signedAttrs MUST be DER, whose SET OF is sorted (X.690 §11.6).
-    if encodings != sorted(encodings):
-        raise ValueError("signed attributes are not DER encoded (unsorted SET OF)")
+    # RFC 5652 §5.4: the signature is over the SET OF tag (0x31), not the [0] IMPLICIT one.
+    signed = b"\x31" + raw_attrs[1:]
+    # RFC 5652 §5.3: signedAttrs MUST be DER: sorted SET OF (X.690 §11.6), minimal lengths.
+    if encodings != sorted(encodings) or signed != _tlv(0x31, b"".join(encodings)):
+        raise ValueError("signed attributes are not DER encoded")
     timestamps: list[bytes] = []
     unsigned_attrs = signer["unsigned_attrs"]
     for attribute in [] if isinstance(unsigned_attrs, core.Void) else unsigned_attrs:
         if attribute["type"].native == "signature_time_stamp_token":
-            timestamps.extend(_encoding(v) for v in attribute["values"])
+            timestamps.extend(original_bytes(v) for v in attribute["values"])
     return _SignedData(
         content_type=encap["content_type"].native,
         content=None if isinstance(content, core.Void) else bytes(content),
@@ -457,12 +447,21 @@ def _read_signed_data(der: bytes) -> _SignedData:
         sid=sid_value,
         digest_algorithm=signer["digest_algorithm"]["algorithm"].native,
         signature_algorithm=signer["signature_algorithm"]["algorithm"].native,
-        # RFC 5652 §5.4: the signature is over the EXPLICIT SET OF tag, not [0] IMPLICIT.
-        signed_attrs=b"\x31" + raw_attrs[1:],
+        signed_attrs=signed,
         attributes=attributes,
         signature=bytes(signer["signature"].native),
         timestamps=tuple(timestamps),
     )
+
+
+def _same_name(a: bytes, b: bytes) -> bool:
+    """Whether two DER Names match under RFC 5280 §7.1 (byte equality first: it is common)."""
+    if a == b:
+        return True
+    try:
+        return bool(asn1_x509.Name.load(a).hashable == asn1_x509.Name.load(b).hashable)
+    except Exception:  # asn1crypto raises many types on hostile input
+        return False
 
 
 def _refers_to(ref: _CertRef, cert: _Cert) -> bool:
@@ -471,7 +470,9 @@ def _refers_to(ref: _CertRef, cert: _Cert) -> bool:
         return False
     if hashlib.new(ref.hash_algorithm, cert.der).digest() != ref.cert_hash:
         return False
-    return ref.issuers is None or (cert.issuer in ref.issuers and cert.serial == ref.serial)
+    if ref.issuers is None:  # RFC 5035 §3: issuerSerial MAY be absent
+        return True
+    return cert.serial == ref.serial and any(_same_name(n, cert.issuer) for n in ref.issuers)
 
 
 def _verify_signer(
@@ -488,7 +489,8 @@ def _verify_signer(
     refs = data.attributes.get("signing_certificate_v2")
     if not refs:
         raise fail.certificate("no signing-certificate-v2 attribute names the signer")
-    candidates = [c for c in pool if (c.issuer, c.serial) == data.sid]
+    issuer, serial = data.sid
+    candidates = [c for c in pool if c.serial == serial and _same_name(c.issuer, issuer)]
     # RFC 5035 §3: the first ESSCertIDv2 MUST identify the signing certificate.
     signer = next((c for c in candidates if _refers_to(refs[0], c)), None)
     if signer is None:

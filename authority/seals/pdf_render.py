@@ -223,6 +223,11 @@ def _style(
     )
 
 
+def _both(zh: str, en: str, separator: str) -> str:
+    """Both forms of a bilingual name, or one when they are the same."""
+    return zh if zh == en else f"{zh}{separator}{en}"
+
+
 def _escape(text: str) -> str:
     """Paragraph text is mini-markup: escape it."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -245,8 +250,8 @@ def _rows(view: LicenceView, size: float) -> list[list[Paragraph]]:
     rows: list[tuple[str, str, str]] = [
         ("持证人", "Holder", view.holder_name),
         (view.holder_id_label_zh, view.holder_id_label_en, view.holder_id),
-        ("许可类型", "Licence type", f"{view.type_name_zh} / {view.type_name_en}"),
-        ("发证机关", "Issuing authority", f"{view.agency_name_zh} / {view.agency_name_en}"),
+        ("许可类型", "Licence type", _both(view.type_name_zh, view.type_name_en, " / ")),
+        ("发证机关", "Issuing authority", _both(view.agency_name_zh, view.agency_name_en, " / ")),
         ("有效期自", "Valid from", _date(view.valid_from)),
         ("有效期至", "Valid until", until),
         ("发证日期", "Date of issue", _date(view.issued_on)),
@@ -312,7 +317,9 @@ def _frame(pdf: canvas.Canvas) -> None:
 
 def _header(pdf: canvas.Canvas, view: LicenceView) -> None:
     middle = PAGE_WIDTH / 2
-    _centred_at(pdf, f"{view.agency_name_zh}  {view.agency_name_en}", middle, 788, 9.5, _MUTED)
+    _centred_at(
+        pdf, _both(view.agency_name_zh, view.agency_name_en, "  "), middle, 788, 9.5, _MUTED
+    )
     _bold_centred(pdf, view.title_zh, 750, 26)
     _centred_at(pdf, view.title_en, middle, 728, 13, _INK)
     pdf.setStrokeColor(_RED)
@@ -370,8 +377,8 @@ def render_licence_pdf(view: LicenceView) -> bytes:
     """
     buffer = io.BytesIO()
     pdf = _new_canvas(buffer, A4, f"{view.title_zh} {view.title_en} {view.number}")
-    pdf.setAuthor(f"{view.agency_name_zh} / {view.agency_name_en}")
-    pdf.setSubject(f"{view.type_name_zh} / {view.type_name_en}")
+    pdf.setAuthor(_both(view.agency_name_zh, view.agency_name_en, " / "))
+    pdf.setSubject(_both(view.type_name_zh, view.type_name_en, " / "))
     _frame(pdf)
     _header(pdf, view)
     width = PAGE_WIDTH - 2 * _MARGIN

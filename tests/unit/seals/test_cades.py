@@ -14,6 +14,7 @@ import pytest
 from asn1crypto import algos, cms, core, parser, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko_certvalidator import ValidationContext
 
@@ -34,7 +35,7 @@ from authority.seals.cades import (
     verify_document_seal,
 )
 from tests.unit.pki import pki_fixtures
-from tests.unit.pki.pki_fixtures import AGENCY, Pki, ca_urls, openssl
+from tests.unit.pki.pki_fixtures import AGENCY, Pki, ca_urls, openssl, write_pem
 
 pki = pki_fixtures.pki
 pki_files = pki_fixtures.pki_files
@@ -53,11 +54,10 @@ Stamper = Callable[[bytes], bytes]
 
 
 @pytest.fixture(scope="module")
-def stamper() -> Stamper:
+def stamper(pki: Pki) -> Stamper:
     """Time-stamps data with the test TSA, as the application wires it."""
-    pki_ = pki_fixtures.build_pki()
     serials = itertools.count(1)
-    tsa = TimeStampAuthority(pki_.tsa, pki_.tsa_signer, serial_source=lambda: next(serials))
+    tsa = TimeStampAuthority(pki.tsa, pki.tsa_signer, serial_source=lambda: next(serials))
 
     def stamp(data: bytes) -> bytes:
         request = build_request(data, nonce=new_nonce(), cert_req=True)
@@ -67,9 +67,8 @@ def stamper() -> Stamper:
 
 
 @pytest.fixture(scope="module")
-def sealer(stamper: Stamper) -> DocumentSealer:
-    pki_ = pki_fixtures.build_pki()
-    return DocumentSealer(pki_.seal_signer, pki_.seal, [pki_.ca], stamper)
+def sealer(pki: Pki, stamper: Stamper) -> DocumentSealer:
+    return DocumentSealer(pki.seal_signer, pki.seal, [pki.ca], stamper)
 
 
 @pytest.fixture(scope="module")
@@ -258,12 +257,36 @@ def test_openssl_ts_verifies_the_embedded_time_stamp(
     assert "Verification: OK" in result.stdout
 
 
+def test_an_openssl_cades_signature_verifies(pki: Pki, pki_files: dict[str, Path]) -> None:
+    """The other direction: OpenSSL's own CAdES-BES detached signature passes our verifier."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = profiles.seal_certificate(AGENCY, key.public_key(), pki.ca, pki.ca_signer, ca_urls())
+    directory = pki_files["root"].parent
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    pem = key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+    (directory / "key.pem").write_bytes(pem)
+    write_pem(directory / "cert.pem", cert)
+    (directory / "doc.json").write_bytes(DOCUMENT)
+    result = openssl(
+        "cms", "-sign", "-cades", "-binary", "-md", "sha256", "-signer", directory / "cert.pem",
+        "-inkey", directory / "key.pem", "-certfile", pki_files["ca"], "-outform", "DER",
+        "-in", directory / "doc.json", "-out", directory / "openssl.der",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seal_der = (directory / "openssl.der").read_bytes()
+    info = verify_document_seal(DOCUMENT, seal_der)
+    assert info.signer_certificate == cert
+    assert info.chain == (pki.ca,)
+    assert info.timestamp is None
+    with pytest.raises(SealDigestMismatch):
+        verify_document_seal(DOCUMENT + b"\n", seal_der)
+
+
 # --------------------------------------------------------------------- pyHanko
 
 
 def test_pyhanko_validates_the_detached_seal(pki: Pki, seal: bytes) -> None:
     root = asn1_x509.Certificate.load(pki.root.public_bytes(serialization.Encoding.DER))
-
     ca = asn1_x509.Certificate.load(pki.ca.public_bytes(serialization.Encoding.DER))
 
     def context() -> ValidationContext:
@@ -286,13 +309,20 @@ def test_pyhanko_validates_the_detached_seal(pki: Pki, seal: bytes) -> None:
     )
     assert status.intact and status.valid
     assert status.trusted
-    assert status.signing_cert.dump() == pki.seal.public_bytes(serialization.Encoding.DER)
+    assert status.signing_cert.serial_number == pki.seal.serial_number
     assert status.timestamp_validity is not None
     assert status.timestamp_validity.intact and status.timestamp_validity.valid
     assert status.timestamp_validity.timestamp == STAMP_TIME.replace(microsecond=0)
 
-    tampered = asyncio.run(async_validate_detached_cms(DOCUMENT + b" ", signed_data))
-    assert not tampered.intact
+    tampered = asyncio.run(
+        async_validate_detached_cms(
+            DOCUMENT + b" ",
+            signed_data,
+            signer_validation_context=context(),
+            ts_validation_context=context(),
+        )
+    )
+    assert not tampered.intact and not tampered.bottom_line
 
 
 # --------------------------------------------------------------------- structure
@@ -309,14 +339,16 @@ def test_the_seal_is_der_and_detached(seal: bytes, pki: Pki) -> None:
     assert signed_data["version"].native == "v1"
     assert signed_data["encap_content_info"]["content_type"].native == "data"
     assert isinstance(signed_data["encap_content_info"]["content"], core.Void)
-    assert [c.chosen.dump() for c in signed_data["certificates"]] == sorted(
-        [c.public_bytes(serialization.Encoding.DER) for c in (pki.seal, pki.ca)]
+    # The seal certificate and its CA, in DER SET OF order.
+    assert elements(inside(split(seal)[0]["certificates"])) == sorted(
+        c.public_bytes(serialization.Encoding.DER) for c in (pki.seal, pki.ca)
     )
     si = signed_data["signer_infos"][0]
     assert si["version"].native == "v1"
     assert si["sid"].name == "issuer_and_serial_number"
     assert si["sid"].chosen["serial_number"].native == pki.seal.serial_number
-    assert si["digest_algorithm"].dump() == bytes.fromhex("300b0609608648016503040201")
+    # RFC 5754 §2: sha256 with parameters absent.
+    assert split(seal)[1]["digest_algorithm"] == bytes.fromhex("300b0609608648016503040201")
     attrs = {a["type"].native: a["values"][0] for a in si["signed_attrs"]}
     assert set(attrs) == {
         "content_type",
@@ -330,7 +362,9 @@ def test_the_seal_is_der_and_detached(seal: bytes, pki: Pki) -> None:
     der = pki.seal.public_bytes(serialization.Encoding.DER)
     assert ref["cert_hash"].native == hashlib.sha256(der).digest()
     assert ref["issuer_serial"]["serial_number"].native == pki.seal.serial_number
-    assert b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01" not in ref.dump()  # DEFAULT
+    # RFC 5035 §4: hashAlgorithm DEFAULT sha256 is absent from the encoding.
+    (ess,) = (a for a in attrs_of(seal) if attr_type(a) == "signing_certificate_v2")
+    assert bytes.fromhex("0609608648016503040201") not in ess
 
 
 @pytest.mark.parametrize(
@@ -389,13 +423,25 @@ def test_b_b_seal_without_time_stamp(pki: Pki) -> None:
     info = verify_document_seal(DOCUMENT, seal_der)
     assert info.timestamp is None
     assert info.chain == ()
-    assert "unsigned_attrs" not in {k for k, v in signer_info(seal_der).native.items() if v}
+    assert "unsigned_attrs" not in split(seal_der)[1]
 
 
-def test_each_seal_signs_anew(sealer: DocumentSealer, seal: bytes) -> None:
+def test_each_seal_signs_anew(pki: Pki, sealer: DocumentSealer, seal: bytes) -> None:
     again = sealer.seal(DOCUMENT, SIGNING_TIME)
     assert again != seal
-    assert verify_document_seal(DOCUMENT, again).signer_certificate == pki_fixtures.build_pki().seal
+    assert verify_document_seal(DOCUMENT, again).signer_certificate == pki.seal
+
+
+def test_unknown_unsigned_attributes_of_any_length(pki: Pki) -> None:
+    """Later levels add unsigned attributes; lengths ending in 0x80 stay exact (see spliced)."""
+    seal_der = DocumentSealer(pki.seal_signer, pki.seal, [pki.ca]).seal(DOCUMENT, SIGNING_TIME)
+    oid = core.ObjectIdentifier("1.2.3.4").dump()
+    for size in range(300):
+
+        def pad(signer: Fields, size: int = size) -> None:
+            signer["unsigned_attrs"] = der(0xA1, der(0x30, oid + der(0x31, der(0x04, bytes(size)))))
+
+        assert verify_document_seal(DOCUMENT, spliced(seal_der, pad)).signer_certificate == pki.seal
 
 
 def test_tampered_content(seal: bytes) -> None:
@@ -449,10 +495,17 @@ def test_two_values_in_a_single_valued_attribute_is_malformed(seal: bytes) -> No
         verify_document_seal(DOCUMENT, spliced(seal, set_signed_attrs([*attrs, two])))
 
 
-def test_unsorted_signed_attributes_are_not_der(seal: bytes) -> None:
+def test_signed_attributes_must_be_der(seal: bytes) -> None:
     attrs = sorted(attrs_of(seal), reverse=True)
     with pytest.raises(MalformedSeal, match="not DER"):
         verify_document_seal(DOCUMENT, spliced(seal, set_signed_attrs(attrs, der_order=False)))
+
+    def long_length(signer: Fields) -> None:
+        body = inside(signer["signed_attrs"])
+        signer["signed_attrs"] = b"\xa0\x84" + len(body).to_bytes(4, "big") + body
+
+    with pytest.raises(MalformedSeal, match="not DER"):
+        verify_document_seal(DOCUMENT, spliced(seal, long_length))
 
 
 def test_another_certificate_with_the_same_key_and_serial(pki: Pki, seal: bytes) -> None:
@@ -474,6 +527,23 @@ def test_another_certificate_with_the_same_key_and_serial(pki: Pki, seal: bytes)
     with pytest.raises(SigningCertificateMismatch) as caught:
         verify_document_seal(DOCUMENT, spliced(seal, signed_data_change=swap))
     assert caught.value.subindication == "NO_SIGNING_CERTIFICATE_FOUND"
+
+
+def test_issuer_names_match_as_rfc_5280_names(seal: bytes) -> None:
+    """ESS issuerSerial names compare case-insensitively (RFC 5280 §7.1), not byte for byte."""
+    attrs = attrs_of(seal)
+    (ess,) = (a for a in attrs if attr_type(a) == "signing_certificate_v2")
+    others = [a for a in attrs if a != ess]
+    for name, error in (
+        # Same name, other case: the certificate is identified; the changed bytes then
+        # break the signature.
+        (b"TEST AUTHORITY SEAL CA", SealSignatureInvalid),
+        (b"Test Authority Fake CA", SigningCertificateMismatch),
+    ):
+        changed = ess.replace(b"Test Authority Seal CA", name)
+        assert changed != ess
+        with pytest.raises(error):
+            verify_document_seal(DOCUMENT, spliced(seal, set_signed_attrs([*others, changed])))
 
 
 def test_signer_certificate_absent(pki: Pki, seal: bytes) -> None:
