@@ -63,11 +63,11 @@ class LiveAuthority:
         """Run a command with --json and parse its output."""
         return json.loads(self.cli(*args, "--json").stdout)
 
-    def start(self) -> None:
+    def start(self, workers: int = 1) -> None:
         """Serve, and wait until /readyz says ready."""
         port = self.url.rsplit(":", 1)[1]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "authority", "serve", "--port", port],
+            [sys.executable, "-m", "authority", "serve", "--port", port, "--workers", str(workers)],
             env=self.env,
             cwd=self.workdir,
             stdout=subprocess.DEVNULL,
@@ -105,7 +105,10 @@ PASSPHRASE = "live test passphrase, not a secret: 41c9"
 
 
 def serve_initialised(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, variant: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    variant: str,
+    workers: int = 1,
 ) -> Iterator[LiveAuthority]:
     """Run `authority init` then serve, for a ``keystore-database`` variant such as
     ``file-sqlite`` or ``pkcs11-postgresql``; stop the server afterwards."""
@@ -137,6 +140,6 @@ def serve_initialised(
         url=f"http://127.0.0.1:{port}", env=clean_environment(env), workdir=workdir
     )
     authority.cli("init")
-    authority.start()
+    authority.start(workers)
     yield authority
     authority.stop()

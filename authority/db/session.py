@@ -47,7 +47,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: take the write lock at the start. A deferred transaction that reads
+    # and then writes cannot be upgraded once another process has committed, and
+    # SQLite fails it at once ("database is locked") instead of waiting; with the
+    # lock taken up front, busy_timeout queues writers. Units of work are short, and
+    # deployments that need concurrent writers use PostgreSQL.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_database_engine(url: str) -> Engine:
