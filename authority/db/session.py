@@ -46,13 +46,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+WRITE_OPTION = "authority_write"
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    # IMMEDIATE: take the write lock at the start. A deferred transaction that reads
-    # and then writes cannot be upgraded once another process has committed, and
-    # SQLite fails it at once ("database is locked") instead of waiting; with the
-    # lock taken up front, busy_timeout queues writers. Units of work are short, and
-    # deployments that need concurrent writers use PostgreSQL.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A unit of work that will write takes the write lock at the start (IMMEDIATE):
+    # a deferred transaction that reads and then writes cannot be upgraded once
+    # another process has committed, and SQLite fails it at once ("database is
+    # locked") instead of waiting, while busy_timeout queues IMMEDIATE ones. Readers
+    # stay deferred so they never queue behind writers (WAL lets them run alongside).
+    write = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def create_database_engine(url: str) -> Engine:
@@ -79,6 +83,11 @@ class Database:
             # a savepoint, so the test can roll everything back at its end.
             options["join_transaction_mode"] = "create_savepoint"
         self._sessions = sessionmaker(bind=bind, **options)
+        # An engine copy whose connections begin with the write lock on SQLite.
+        writer = (
+            bind.execution_options(**{WRITE_OPTION: True}) if isinstance(bind, Engine) else bind
+        )
+        self._writers = sessionmaker(bind=writer, **options)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -96,9 +105,14 @@ class Database:
         return session
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A unit of work: commit on success, roll back on any exception."""
-        session = self._sessions()
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """A unit of work: commit on success, roll back on any exception.
+
+        ``write=False`` marks a unit that mostly reads: on SQLite it does not take
+        the write lock up front, so it never waits behind writers (a write it does
+        make may then fail with "database is locked" under concurrent writers).
+        """
+        session = (self._writers if write else self._sessions)()
         try:
             yield session
             session.commit()

@@ -21,14 +21,24 @@ def get_instance(request: Request) -> Instance:
 
 
 def _unit_of_work(request: Request) -> Iterator[Session]:
-    with get_instance(request).database.transaction() as session:
+    write = getattr(request.state, "writes", False)
+    with get_instance(request).database.transaction(write=write) as session:
         yield session
+
+
+def _declare_writes(request: Request) -> None:
+    request.state.writes = True
 
 
 # scope="function": the transaction commits (or rolls back) when the handler
 # returns, before the response is sent, so a 2xx is never sent for work that
-# then fails to commit.
+# then fails to commit. One unit of work per request, shared by every
+# dependency that asks for it.
 DbSession = Annotated[Session, Depends(_unit_of_work, scope="function")]
+# For routes whose purpose is to write: `@router.post(..., dependencies=[WRITES])`.
+# Path-operation dependencies are solved first, so the unit of work opens knowing
+# it (on SQLite it then takes the write lock up front; see Database.transaction).
+WRITES = Depends(_declare_writes)
 CurrentInstance = Annotated[Instance, Depends(get_instance)]
 
 

@@ -22,7 +22,7 @@ from authority.oidc.models import OAuthClient
 from authority.oidc.tokens import AccessToken
 from authority.seals.qr import qr_url
 from authority.seals.qr_render import qr_png, qr_svg
-from authority.web.deps import CurrentInstance, DbSession, require_scope
+from authority.web.deps import WRITES, CurrentInstance, DbSession, require_scope
 
 router = APIRouter(prefix="/api/v1/licences", tags=["licences"])
 
@@ -138,7 +138,7 @@ def _issue(
     )
 
 
-@router.post("", status_code=201, summary="Issue a licence")
+@router.post("", status_code=201, summary="Issue a licence", dependencies=[WRITES])
 def issue(
     body: LicenceIn, instance: CurrentInstance, session: DbSession, token: AccessToken = ISSUE
 ) -> JSONResponse:
@@ -148,7 +148,7 @@ def issue(
     return JSONResponse(data, status_code=201, headers={"Location": data["links"]["self"]})
 
 
-@router.post("/batch", summary="Issue up to 1,000 licences, all or none")
+@router.post("/batch", summary="Issue up to 1,000 licences, all or none", dependencies=[WRITES])
 def issue_batch(
     body: BatchIn, instance: CurrentInstance, session: DbSession, token: AccessToken = ISSUE
 ) -> dict[str, Any]:
@@ -183,7 +183,9 @@ def seal(licence_id: str, session: DbSession, token: AccessToken = READ) -> Resp
     )
 
 
-@router.get("/{licence_id}/pdf", summary="The licence PDF, sealed PAdES-B-LT")
+@router.get(
+    "/{licence_id}/pdf", summary="The licence PDF, sealed PAdES-B-LT", dependencies=[WRITES]
+)
 def pdf(
     licence_id: str, instance: CurrentInstance, session: DbSession, token: AccessToken = READ
 ) -> Response:
@@ -253,5 +255,6 @@ for _action in ("revoke", "suspend", "reinstate"):
         f"/{{licence_id}}/{_action}",
         _status_change(_action),
         methods=["POST"],
+        dependencies=[WRITES],
         summary=f"{_action.capitalize()} a licence",
     )

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from authority.db.base import utcnow
 from authority.oidc import tokens
 from authority.oidc.metadata import server_metadata
-from authority.web.deps import CurrentInstance, DbSession
+from authority.web.deps import WRITES, CurrentInstance, DbSession
 from authority.web.oauth import OAuthRequest, Server, to_response
 
 router = APIRouter(tags=["oauth"])
@@ -47,6 +47,7 @@ def introspect(request: OAuthRequest, server: Server) -> Response:
 
 @router.post(
     "/oauth/revoke",
+    dependencies=[WRITES],
     summary="Token revocation (RFC 7009)",
     response_class=Response,
     openapi_extra=_FORM_BODY,

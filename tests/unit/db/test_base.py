@@ -37,3 +37,25 @@ def test_a_failed_unit_of_work_leaves_nothing(database: Database) -> None:
         raise RuntimeError("boom")
     with database.session() as session:
         assert session.scalar(select(Installation)) is None
+
+
+def test_sqlite_units_of_work_lock_for_writing_only_when_asked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event, text
+
+    database = Database.from_url(f"sqlite:///{tmp_path / 'locks.db'}")
+    begins: list[str] = []
+
+    @event.listens_for(database.bind, "before_cursor_execute")
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
+
+    try:
+        with database.transaction(write=False) as session:
+            session.execute(text("SELECT 1"))
+        with database.transaction() as session:
+            session.execute(text("SELECT 1"))
+    finally:
+        database.dispose()
+    # Readers never queue behind writers; writers take the lock first and queue.
+    assert begins == ["BEGIN", "BEGIN IMMEDIATE"]
