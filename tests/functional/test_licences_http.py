@@ -368,15 +368,17 @@ def test_expired_licences_say_so(client: TestClient, agency: dict[str, str]) -> 
     assert licence["status"] == "expired"
 
 
-def test_pdf_is_sealed_sound_and_stored(client: TestClient, agency: dict[str, str],
-                                        tmp_path: Path) -> None:
+def test_pdf_is_sealed_sound_and_stored(
+    client: TestClient, agency: dict[str, str], tmp_path: Path
+) -> None:
     licence = _issue(client, agency)
     first = client.get(f"/api/v1/licences/{licence['id']}/pdf", headers=agency)
     assert first.status_code == 200, first.text
     assert first.headers["content-type"] == "application/pdf"
     assert first.content.startswith(b"%PDF-")
     assert first.headers["content-disposition"] == (
-        f'attachment; filename="{licence["number"]}.pdf"')
+        f'attachment; filename="{licence["number"]}.pdf"'
+    )
     again = client.get(f"/api/v1/licences/{licence['id']}/pdf", headers=agency)
     assert again.content == first.content  # made once, then served as stored
     pdf = tmp_path / "licence.pdf"
@@ -384,11 +386,13 @@ def test_pdf_is_sealed_sound_and_stored(client: TestClient, agency: dict[str, st
     for tool in ("qpdf", "pdfsig"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is required", pytrace=False)
-    check = subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, text=True,
-                           check=False)
+    check = subprocess.run(
+        ["qpdf", "--check", str(pdf)], capture_output=True, text=True, check=False
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     # Offline here: no NSS trust store and no OCSP; the signature itself must be valid.
-    sig = subprocess.run(["pdfsig", "-nocert", str(pdf)], capture_output=True, text=True,
-                         check=False)
+    sig = subprocess.run(
+        ["pdfsig", "-nocert", str(pdf)], capture_output=True, text=True, check=False
+    )
     assert "Signature Validation: Signature is Valid." in sig.stdout
     assert "Total document signed" in sig.stdout
