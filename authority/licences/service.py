@@ -198,13 +198,9 @@ def _reserve_numbers(session: Session, licence_type: LicenceType, year: int, cou
     return last - count + 1
 
 
-def document_bytes(
-    issuer: str, licence: Licence, licence_type: LicenceType, agency: Agency
-) -> bytes:
-    """The licence's canonical document (RFC 8785): the exact bytes that are sealed."""
-    document: dict[str, Any] = {
-        "format": DOCUMENT_FORMAT,
-        "issuer": issuer,
+def licence_fields(licence: Licence, licence_type: LicenceType, agency: Agency) -> dict[str, Any]:
+    """What a licence states, with stable names: shared by its document and the API."""
+    return {
         "id": licence.id,
         "number": licence.number,
         "type": {
@@ -222,6 +218,17 @@ def document_bytes(
         "valid_from": iso(licence.valid_from),
         "valid_until": iso(licence.valid_until),
         "issued_at": iso(licence.issued_at),
+    }
+
+
+def document_bytes(
+    issuer: str, licence: Licence, licence_type: LicenceType, agency: Agency
+) -> bytes:
+    """The licence's canonical document (RFC 8785): the exact bytes that are sealed."""
+    document = {
+        "format": DOCUMENT_FORMAT,
+        "issuer": issuer,
+        **licence_fields(licence, licence_type, agency),
     }
     return bytes(rfc8785.dumps(document))
 

@@ -196,6 +196,11 @@ class _TokenFinder:
         except InvalidAccessToken:
             return None
 
+    def requested_token(self, request: OAuth2Request, client: Client) -> AccessToken | None:
+        """The ``token`` parameter's token, after the endpoint's parameter checks."""
+        self.check_params(request, client)  # type: ignore[attr-defined]
+        return self.query_token(request.form.get("token"), request.form.get("token_type_hint"))
+
 
 class Revocation(_TokenFinder, RevocationEndpoint):  # type: ignore[misc]
     """RFC 7009 token revocation."""
@@ -208,8 +213,7 @@ class Revocation(_TokenFinder, RevocationEndpoint):  # type: ignore[misc]
 
     def authenticate_token(self, request: OAuth2Request, client: Client) -> AccessToken | None:
         """The token to revoke, if it belongs to ``client`` (RFC 7009 §2.1)."""
-        self.check_params(request, client)
-        token = self.query_token(request.form.get("token"), request.form.get("token_type_hint"))
+        token = self.requested_token(request, client)
         if token is not None and token.client_id != client.client_id:
             # §2.1: the server verifies the token was issued to the requesting client;
             # answering 200 anyway does not reveal whose it is.
@@ -248,8 +252,7 @@ class Introspection(_TokenFinder, IntrospectionEndpoint):  # type: ignore[misc]
 
     def authenticate_token(self, request: OAuth2Request, client: Client) -> AccessToken | None:
         """The token asked about (None: answer inactive)."""
-        self.check_params(request, client)
-        token = self.query_token(request.form.get("token"), request.form.get("token_type_hint"))
+        token = self.requested_token(request, client)
         if token is not None and self.check_permission(token, client, request):
             return token
         return None

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
@@ -94,32 +95,32 @@ def _links(issuer: str, licence: Licence) -> dict[str, str]:
     }
 
 
-def describe(issuer: str, session: Session, licence: Licence) -> dict[str, Any]:
-    """The API representation of a licence."""
-    licence_type = session.get(LicenceType, licence.type_id)
-    agency = session.get(Agency, licence.agency_id)
-    assert licence_type is not None and agency is not None
+def describe(
+    issuer: str, licence: Licence, licence_type: LicenceType, agency: Agency
+) -> dict[str, Any]:
+    """The API representation of a licence: what it states, its status and its links."""
     return {
-        "id": licence.id,
-        "number": licence.number,
+        **service.licence_fields(licence, licence_type, agency),
         "status": service.effective_status(licence, utcnow()),
-        "type": {
-            "code": licence_type.code,
-            "name_zh": licence_type.name_zh,
-            "name_en": licence_type.name_en,
-        },
-        "agency": {"code": agency.code, "name": agency.name},
-        "holder": {
-            "kind": licence.holder_kind,
-            "id": licence.holder_id,
-            "name": licence.holder_name,
-        },
-        "data": licence.data,
-        "valid_from": service.iso(licence.valid_from),
-        "valid_until": service.iso(licence.valid_until),
-        "issued_at": service.iso(licence.issued_at),
         "links": _links(issuer, licence),
     }
+
+
+def describe_all(issuer: str, session: Session, licences: list[Licence]) -> list[dict[str, Any]]:
+    """The representations of ``licences``, loading each type and agency once."""
+    types = {
+        t.id: t
+        for t in session.scalars(
+            select(LicenceType).where(LicenceType.id.in_({lic.type_id for lic in licences}))
+        )
+    }
+    agencies = {
+        a.id: a
+        for a in session.scalars(
+            select(Agency).where(Agency.id.in_({lic.agency_id for lic in licences}))
+        )
+    }
+    return [describe(issuer, lic, types[lic.type_id], agencies[lic.agency_id]) for lic in licences]
 
 
 def _issue(
@@ -144,7 +145,7 @@ def issue(
 ) -> JSONResponse:
     """Validate, number, seal and store one licence; 201 only once it is committed."""
     (licence,) = _issue(instance, session, token, [body])
-    data = describe(instance.settings.issuer, session, licence)
+    (data,) = describe_all(instance.settings.issuer, session, [licence])
     return JSONResponse(data, status_code=201, headers={"Location": data["links"]["self"]})
 
 
@@ -154,7 +155,7 @@ def issue_batch(
 ) -> dict[str, Any]:
     """Every licence in request order, or 422 listing each invalid item (nothing issued)."""
     issued = _issue(instance, session, token, body.licences)
-    return {"licences": [describe(instance.settings.issuer, session, lic) for lic in issued]}
+    return {"licences": describe_all(instance.settings.issuer, session, issued)}
 
 
 def _owned(session: Session, token: AccessToken, licence_id: str) -> Licence:
@@ -166,7 +167,7 @@ def read(
     licence_id: str, instance: CurrentInstance, session: DbSession, token: AccessToken = READ
 ) -> dict[str, Any]:
     """The licence with its current status and links to its renditions."""
-    return describe(instance.settings.issuer, session, _owned(session, token, licence_id))
+    return describe_all(instance.settings.issuer, session, [_owned(session, token, licence_id)])[0]
 
 
 @router.get("/{licence_id}/document", summary="The sealed canonical document (RFC 8785)")
@@ -244,7 +245,7 @@ def _status_change(action: str) -> Any:
         service.change_status(
             session, licence, action, body.reason, f"client:{token.client_id}", utcnow()
         )
-        return describe(instance.settings.issuer, session, licence)
+        return describe_all(instance.settings.issuer, session, [licence])[0]
 
     change.__doc__ = f"{action.capitalize()} the licence, recording the reason."
     return change
