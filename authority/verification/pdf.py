@@ -83,7 +83,7 @@ async def _validate(pdf: bytes, context: TrustContext) -> tuple[PdfSignatureStat
 
 def verify_pdf(context: TrustContext, pdf: bytes, now: datetime) -> Report:
     """Verify a licence PDF's PAdES seal and the licence it names."""
-    report = Report(form="pdf", mode=context.mode, verified_at=now)
+    report = context.new_report("pdf", now)
     try:
         if len(pdf) > MAX_PDF_BYTES:
             raise SealFailure(SubIndication.FORMAT_FAILURE, "pdf", "the PDF is too large")

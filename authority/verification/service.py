@@ -17,6 +17,7 @@ from authority.verification.trust import TrustContext, offline_context, online_c
 from authority.verification.verifier import verify_document, verify_qr
 
 __all__ = [
+    "TrustContext",
     "UnsupportedFile",
     "offline_context",
     "online_context",
@@ -73,7 +74,8 @@ def trust_list_context(text: bytes, root_fingerprint: str | None = None) -> Trus
         wanted = root_fingerprint.replace(":", "").strip().lower()
         if root.fingerprint(hashes.SHA256()).hex() != wanted:
             raise TrustListInvalid("the trust list's root is not the pinned root")
-    return offline_context(verify_trust_list(document, root))
+    verified = verify_trust_list(document, root)
+    return offline_context(verified, pinned=root_fingerprint is not None, now=now())
 
 
 def now() -> datetime:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from authority.pki.models import CertificateRecord, CertificateRole
 from authority.pki.trust_list import VerifiedTrustList
 from authority.seals.qr import qr_key_id
 from authority.verification.paths import PathValidator
+from authority.verification.report import Check, Outcome, Report
 
 _DER = serialization.Encoding.DER
 
@@ -82,6 +83,14 @@ class TrustContext:
     session: Session | None = None
     issuer: str | None = None
     licence_states: dict[str, LicenceState] = field(default_factory=dict)
+    #: Checks made on the context itself (the trust list), reported first.
+    preliminary: list[Check] = field(default_factory=list)
+
+    def new_report(self, form: str, now: datetime) -> Report:
+        """An empty report of ``form`` in this context, with its preliminary checks."""
+        report = Report(form=form, mode=self.mode, verified_at=now)
+        report.checks.extend(self.preliminary)
+        return report
 
     def find(self, certificate: x509.Certificate) -> KnownCertificate | None:
         """The PKI's record of exactly this certificate."""
@@ -197,8 +206,12 @@ def _moment(text: Any) -> datetime | None:
         return None
 
 
-def offline_context(verified: VerifiedTrustList) -> TrustContext:
-    """The context a verified trust list gives: its certificates and licence states."""
+def offline_context(verified: VerifiedTrustList, pinned: bool, now: datetime) -> TrustContext:
+    """The context a verified trust list gives: its certificates and licence states.
+
+    ``pinned`` says whether the root was checked against a fingerprint given
+    out of band; the report says so either way.
+    """
     document = verified.document
     known: list[KnownCertificate] = []
     for entry in document.get("certificates", []):
@@ -223,8 +236,26 @@ def offline_context(verified: VerifiedTrustList) -> TrustContext:
         for item in document.get("licences", [])
         if isinstance(item, dict) and item.get("status") in ("revoked", "suspended")
     }
-    as_of = _moment(document.get("issued_at"))
-    assert as_of is not None  # verify_trust_list checked the sealed content; issued_at is ours
+    as_of = _moment(document.get("issued_at")) or now
+    next_update = _moment(document.get("next_update"))
+    preliminary = [
+        Check(
+            "trust-anchor",
+            Outcome.PASSED if pinned else Outcome.WARNING,
+            f"root {verified.root.fingerprint(hashes.SHA256()).hex()}"
+            + (
+                " matches the pinned fingerprint"
+                if pinned
+                else ", taken from the trust list itself"
+            ),
+        ),
+        Check(
+            "trust-list",
+            Outcome.WARNING if next_update is not None and now > next_update else Outcome.PASSED,
+            f"sealed trust list of {document.get('issued_at')}, next update "
+            f"{document.get('next_update')}",
+        ),
+    ]
     return TrustContext(
         mode="offline",
         root=verified.root,
@@ -232,4 +263,5 @@ def offline_context(verified: VerifiedTrustList) -> TrustContext:
         as_of=as_of,
         paths=path_validator(verified.root, _intermediates(known)),
         licence_states=states,
+        preliminary=preliminary,
     )

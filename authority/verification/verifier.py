@@ -83,11 +83,24 @@ def trust_seal_certificate(
     """
     known = context.find(certificate)
     report.signer = _signer(known, certificate)
-    moment = proven or asserted or report.verified_at
-    path = context.paths.validate(certificate, moment, "certificate-path")
+    moment = proven or report.verified_at
+    try:
+        path = context.paths.validate(certificate, moment, "certificate-path")
+    except SealFailure as failure:
+        if not (
+            failure.subindication is SubIndication.OUT_OF_BOUNDS_NO_POE
+            and proven is None
+            and asserted is not None
+            and asserted < moment
+        ):
+            raise
+        # No proof of existence, and the path is no longer valid: the seal's own date
+        # counts only for a certificate that expired (or was retired) unexposed.
+        moment = max(asserted, certificate.not_valid_before_utc)
+        path = context.paths.validate(certificate, moment, "certificate-path")
     report.check(
         "certificate-path",
-        Outcome.PASSED,
+        Outcome.PASSED if moment >= (proven or report.verified_at) else Outcome.WARNING,
         f"{len(path.chain)} certificates to the authority's root, valid at {iso(moment)}",
     )
     if known is None:
@@ -238,7 +251,7 @@ _QR_FAILURES: dict[type[InvalidInput], SubIndication] = {
 
 def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
     """Verify a QR seal (the QR's URL or its bare payload)."""
-    report = Report(form="qr", mode=context.mode, verified_at=now)
+    report = context.new_report("qr", now)
     seals = [
         k.certificate for k in context.certificates if k.role == "seal" and k.agency is not None
     ]
@@ -368,7 +381,7 @@ def _timestamp_check(report: Report, context: TrustContext, info: SealInfo) -> d
 
 def verify_document(context: TrustContext, document: bytes, seal: bytes, now: datetime) -> Report:
     """Verify a licence document and its detached CAdES seal."""
-    report = Report(form="document", mode=context.mode, verified_at=now)
+    report = context.new_report("document", now)
     try:
         info = verify_document_seal(document, seal)
     except SealInvalid as exc:

@@ -23,6 +23,8 @@ access_log = logging.getLogger("authority.access")
 error_log = logging.getLogger("authority.web")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 UNMATCHED_ROUTE = "<unmatched>"
+#: Longest request target (path and query) interpreted; a QR's URL is at most 4 KiB.
+MAX_TARGET_BYTES = 16 * 1024
 
 
 def _incoming_request_id(scope: Scope) -> str:
@@ -144,7 +146,8 @@ class SecurityHeadersMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``limit`` bytes with a 413 problem.
+    """Refuses request bodies over ``limit`` bytes with a 413 problem, and request
+    targets over :data:`MAX_TARGET_BYTES` with a 414 problem.
 
     A declared Content-Length over the limit is answered before the body is
     read; a body without one is counted as it streams in.
@@ -159,6 +162,21 @@ class BodyLimitMiddleware:
         """Answer 413 early, or pass through counting what is received."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        target = len(scope.get("raw_path") or scope["path"].encode()) + len(
+            scope.get("query_string", b"")
+        )
+        if target > MAX_TARGET_BYTES:
+            # RFC 9110 §15.5.15: the target is longer than we interpret.
+            body = problem_document(
+                self.issuer,
+                414,
+                "uri-too-long",
+                "URI Too Long",
+                f"the request target exceeds {MAX_TARGET_BYTES} bytes",
+                scope["path"][:200],
+            )
+            await JSONResponse(body, status_code=414, media_type=PROBLEM_JSON)(scope, receive, send)
             return
         detail = f"request body exceeds the limit of {self.limit} bytes"
         declared = dict(scope.get("headers", ())).get(b"content-length", b"")

@@ -21,6 +21,7 @@ from authority.web.i18n import CATALOGUE, HTML_LANG, LANGUAGE_COOKIE, LANGUAGES,
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+MAX_RETURN_PATH = 8192  # a QR's page fits; a longer target is not echoed into the page
 
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
@@ -47,6 +48,8 @@ def _local_path(target: str | None) -> str:
 def switch_url(request: Request, language: str) -> str:
     """The language switch's link: sets ``language`` and comes back to this page."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if len(here) > MAX_RETURN_PATH:
+        here = request.url.path if len(request.url.path) <= MAX_RETURN_PATH else "/"
     return "/language?" + urlencode({"to": language, "next": here})
 
 
