@@ -34,6 +34,7 @@ GENERIC_PROBLEMS: dict[str, str] = {
     "validation": "The request body, query or path did not match the operation's schema; "
     "`errors` lists each failing field.",
     "payload-too-large": "The request body is larger than the server accepts.",
+    "uri-too-long": "The request target (path and query) is longer than the server interprets.",
     "unsupported-media-type": "The request body's Content-Type is not one the operation takes.",
     "internal": "An unexpected failure on the server. Quote the `request_id` when reporting it.",
     "unavailable": "A component the service depends on is unavailable; try again later.",
