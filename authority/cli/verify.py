@@ -95,7 +95,7 @@ def verify(
         context = trust_list_context(_read(trust_list, "trust list"), root_fingerprint)
         report = _check(context, subject, seal)
     else:
-        with opened_instance() as instance, instance.database.transaction() as session:
+        with opened_instance() as instance, instance.database.transaction(write=False) as session:
             context = online_context(session, instance.settings.issuer, now())
             report = _check(context, subject, seal)
     emit(report.as_dict(), _text(report))

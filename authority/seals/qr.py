@@ -68,6 +68,7 @@ ID_LENGTH = 18  # resident identity number and unified social credit code alike
 QR_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 
 _BASE = len(PAYLOAD_ALPHABET)
+_BASE_SQUARED = _BASE * _BASE
 _DIGITS = {c: i for i, c in enumerate(PAYLOAD_ALPHABET)}
 _PACKED = 0x80
 # Holder byte: the kind, and how its identity number is written.
@@ -188,12 +189,17 @@ def from_text(text: str) -> bytes:
     except KeyError:
         raise MalformedQrSeal("the payload has a character outside its alphabet") from None
     out = bytearray()
-    for i in range(0, len(values), 3):
-        group = values[i : i + 3]
-        n = sum(v * _BASE**k for k, v in enumerate(group))
-        if n >= 256 ** (len(group) - 1):  # RFC 9285 §4: a group over its byte range
+    whole = len(values) - len(values) % 3
+    for i in range(0, whole, 3):
+        n = values[i] + values[i + 1] * _BASE + values[i + 2] * _BASE_SQUARED
+        if n > 0xFFFF:  # RFC 9285 §4: a group over its byte range
             raise MalformedQrSeal("the payload has a group out of range")
-        out += n.to_bytes(len(group) - 1, "big")
+        out += bytes((n >> 8, n & 0xFF))
+    if whole < len(values):
+        n = values[whole] + values[whole + 1] * _BASE
+        if n > 0xFF:
+            raise MalformedQrSeal("the payload has a group out of range")
+        out.append(n)
     return bytes(out)
 
 
@@ -431,7 +437,11 @@ def verify_qr_seal(payload_or_url: str, certificates: Iterable[x509.Certificate]
     Raises :class:`MalformedQrSeal`, :class:`QrSealUnknownKey` or
     :class:`QrSealSignatureInvalid`.
     """
-    decoded = decode_qr_seal(payload_or_url)
+    return check_qr_signature(decode_qr_seal(payload_or_url), certificates)
+
+
+def check_qr_signature(decoded: DecodedQr, certificates: Iterable[x509.Certificate]) -> VerifiedQr:
+    """:func:`verify_qr_seal` for a seal already decoded; the same errors but malformed."""
     matching = [c for c in certificates if qr_key_id(c) == decoded.key_id]
     if not matching:
         raise QrSealUnknownKey(

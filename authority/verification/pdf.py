@@ -27,6 +27,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 from pyhanko_certvalidator import ValidationContext
 
 from authority.seals.qr import MalformedQrSeal, decode_qr_seal
+from authority.verification.carried import check_carried
 from authority.verification.report import (
     Outcome,
     Report,
@@ -34,7 +35,7 @@ from authority.verification.report import (
     SubIndication,
     Verdict,
 )
-from authority.verification.trust import TrustContext
+from authority.verification.trust import KnownCertificate, TrustContext
 from authority.verification.verifier import (
     claims_period,
     conclude,
@@ -56,7 +57,9 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
 
 
-async def _validate(pdf: bytes, context: TrustContext) -> tuple[PdfSignatureStatus, str | None]:
+async def _validate(
+    pdf: bytes, context: TrustContext
+) -> tuple[PdfSignatureStatus, str | None, bytes]:
     reader = PdfFileReader(BytesIO(pdf), strict=False)
     signatures = reader.embedded_signatures
     if len(signatures) != 1:
@@ -65,6 +68,7 @@ async def _validate(pdf: bytes, context: TrustContext) -> tuple[PdfSignatureStat
             "pdf-seal",
             f"the PDF has {len(signatures)} signatures; a licence PDF has exactly one seal",
         )
+    contents = _signature_der(signatures[0].sig_object.get("/Contents"))
     validation = ValidationContext(
         trust_roots=[_asn1(context.root)],
         other_certs=[_asn1(k.certificate) for k in context.certificates],
@@ -78,7 +82,37 @@ async def _validate(pdf: bytes, context: TrustContext) -> tuple[PdfSignatureStat
     info = reader.trailer_view.get("/Info")
     info = info.get_object() if info is not None else None
     keywords = info.get("/Keywords") if isinstance(info, dict) else None
-    return status, str(keywords) if keywords is not None else None
+    return status, str(keywords) if keywords is not None else None, contents
+
+
+def _der_length(data: bytes) -> int | None:
+    """The length of the DER SEQUENCE at the start of ``data`` (X.690 §8.1.3), if any."""
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    first = data[1]
+    if first < 0x80:
+        return 2 + first
+    size = first & 0x7F
+    if not 0 < size <= 4 or len(data) < 2 + size:
+        return None
+    return 2 + size + int.from_bytes(data[2 : 2 + size], "big")
+
+
+def _signature_der(contents: Any) -> bytes:
+    """The CMS in ``/Contents``, whose room past it must be zeros (ISO 32000-2 §12.8.1).
+
+    The bytes of ``/Contents`` are outside the signed byte range; anything but
+    the CMS and its zero padding there is a change made after sealing.
+    """
+    data = bytes(contents) if isinstance(contents, bytes | bytearray) else b""
+    length = _der_length(data)
+    if length is None or length > len(data) or data[length:].strip(b"\x00"):
+        raise SealFailure(
+            SubIndication.FORMAT_FAILURE,
+            "pdf-seal",
+            "the seal's /Contents holds more than the signature and its zero padding",
+        )
+    return data[:length]
 
 
 def verify_pdf(context: TrustContext, pdf: bytes, now: datetime) -> Report:
@@ -87,11 +121,12 @@ def verify_pdf(context: TrustContext, pdf: bytes, now: datetime) -> Report:
     try:
         if len(pdf) > MAX_PDF_BYTES:
             raise SealFailure(SubIndication.FORMAT_FAILURE, "pdf", "the PDF is too large")
-        status, keywords = asyncio.run(_validate(pdf, context))
+        status, keywords, contents = asyncio.run(_validate(pdf, context))
         certificate = x509.load_der_x509_certificate(status.signing_cert.dump())
         _check_pdf_signature(report, status)
         proven = _check_pdf_timestamp(report, context, status)
-        trust_seal_certificate(report, context, certificate, proven=proven, asserted=None)
+        known = trust_seal_certificate(report, context, certificate, proven=proven, asserted=None)
+        check_carried(context, contents)
     except SealFailure as failure:
         report.fail(failure)
         return conclude(report, None)
@@ -102,7 +137,7 @@ def verify_pdf(context: TrustContext, pdf: bytes, now: datetime) -> Report:
         report.fail(SealFailure(SubIndication.FORMAT_FAILURE, "pdf", _unreadable(exc)))
         return conclude(report, None)
     passed(report)
-    return _pdf_licence(report, context, certificate, keywords)
+    return _pdf_licence(report, context, known, keywords)
 
 
 def _unreadable(exc: BaseException) -> str:
@@ -154,7 +189,7 @@ def _check_pdf_timestamp(
 
 
 def _pdf_licence(
-    report: Report, context: TrustContext, certificate: x509.Certificate, keywords: str | None
+    report: Report, context: TrustContext, known: KnownCertificate, keywords: str | None
 ) -> Report:
     try:
         decoded = decode_qr_seal((keywords or "").strip())
@@ -173,7 +208,7 @@ def _pdf_licence(
     if registered is None:
         report.check("register", Outcome.FAILED, "the register has no licence with this number")
         return conclude(report, None)
-    if registered.seal_certificate != certificate.public_bytes(Encoding.DER):
+    if known.record_id != registered.seal_certificate_id:
         report.check("register", Outcome.FAILED, "sealed by another certificate than registered")
         report.verdict = Verdict.INVALID
         return report

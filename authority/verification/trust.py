@@ -14,17 +14,19 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
 from authority.licences.models import Licence, LicenceType
 from authority.licences.service import effective_status, licence_fields
 from authority.pki.models import CertificateRecord, CertificateRole
+from authority.pki.service import PkiNotInitialised
 from authority.pki.trust_list import VerifiedTrustList
 from authority.seals.qr import qr_key_id
 from authority.verification.paths import PathValidator
@@ -33,7 +35,7 @@ from authority.verification.report import Check, Outcome, Report
 _DER = serialization.Encoding.DER
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KnownCertificate:
     """A certificate of the authority's PKI and its revocation status as known."""
 
@@ -43,11 +45,17 @@ class KnownCertificate:
     agency: str | None
     revoked_at: datetime | None
     revocation_reason: str | None
+    record_id: int | None = None  # the PKI's row (online only)
 
-    @property
+    @cached_property
     def der(self) -> bytes:
         """The certificate's DER."""
         return self.certificate.public_bytes(_DER)
+
+    @cached_property
+    def key_id(self) -> bytes:
+        """The key id a QR seal names this certificate by."""
+        return qr_key_id(self.certificate)
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,8 @@ class RegisteredLicence:
     status: str  # valid, suspended, revoked or expired, as of now
     status_since: datetime | None
     issued_at: datetime
-    seal_certificate: bytes  # DER of the certificate that sealed it
+    seal_certificate_id: int  # the PKI's row of the certificate that sealed it
     document: bytes
-    qr_payload: str
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,9 @@ class TrustContext:
 
     def find(self, certificate: x509.Certificate) -> KnownCertificate | None:
         """The PKI's record of exactly this certificate."""
+        same = next((k for k in self.certificates if k.certificate is certificate), None)
+        if same is not None:
+            return same
         der = certificate.public_bytes(_DER)
         return next((k for k in self.certificates if k.der == der), None)
 
@@ -102,34 +112,47 @@ class TrustContext:
         return [
             k
             for k in self.certificates
-            if k.role == CertificateRole.SEAL.value and qr_key_id(k.certificate) == key_id
+            if k.role == CertificateRole.SEAL.value and k.agency is not None and k.key_id == key_id
         ]
 
     def registered(self, number: str) -> RegisteredLicence | None:
-        """The register's licence ``number`` (online), else None."""
+        """The register's licence ``number`` (online), else None; its status read now."""
         if self.session is None or not number or len(number) > 64:
             return None
-        row = self.session.execute(
-            select(Licence, LicenceType, Agency, CertificateRecord.der)
-            .join(LicenceType, LicenceType.id == Licence.type_id)
-            .join(Agency, Agency.id == Licence.agency_id)
-            .join(CertificateRecord, CertificateRecord.id == Licence.seal_certificate_id)
-            .where(Licence.number == number)
-        ).one_or_none()
+        row = self.session.execute(_REGISTERED, {"number": number}).one_or_none()
         if row is None:
             return None
-        licence, licence_type, agency, seal_der = row
+        licence, licence_type, agency = row
         return RegisteredLicence(
             fields=licence_fields(licence, licence_type, agency),
             status=effective_status(licence, self.as_of),
             status_since=licence.status_changed_at,
             issued_at=licence.issued_at,
-            seal_certificate=seal_der,
+            seal_certificate_id=licence.seal_certificate_id,
             document=licence.document,
-            qr_payload=licence.qr_payload,
         )
 
 
+# Built once: statement construction costs more than running these small queries.
+_REGISTERED = (
+    select(Licence, LicenceType, Agency)
+    .join(LicenceType, LicenceType.id == Licence.type_id)
+    .join(Agency, Agency.id == Licence.agency_id)
+    .where(Licence.number == bindparam("number"))
+)
+_CERTIFICATES = (
+    select(
+        CertificateRecord.id,
+        CertificateRecord.der,
+        CertificateRecord.role,
+        CertificateRecord.name,
+        Agency.code,
+        CertificateRecord.revoked_at,
+        CertificateRecord.revocation_reason,
+    )
+    .outerjoin(Agency, Agency.id == CertificateRecord.agency_id)
+    .order_by(CertificateRecord.id)
+)
 _validators: dict[bytes, PathValidator] = {}
 _validators_lock = threading.Lock()
 _parsed: dict[bytes, x509.Certificate] = {}
@@ -167,23 +190,18 @@ def _intermediates(certificates: Iterable[KnownCertificate]) -> list[x509.Certif
 
 
 def online_context(session: Session, issuer: str, now: datetime) -> TrustContext:
-    """The context of this installation: its PKI's certificates and its register, as of now."""
-    agencies = {a.id: a.code for a in session.scalars(select(Agency))}
+    """The context of this installation: its PKI's certificates and its register, as of now.
+
+    Certificate status is read afresh for every context; only parsed
+    certificates and validated paths (immutable) are kept between contexts.
+    """
+    rows = session.execute(_CERTIFICATES).all()
     known = [
-        KnownCertificate(
-            certificate=_certificate(record.der),
-            role=record.role,
-            name=record.name,
-            agency=agencies.get(record.agency_id) if record.agency_id is not None else None,
-            revoked_at=record.revoked_at,
-            revocation_reason=record.revocation_reason,
-        )
-        for record in session.scalars(select(CertificateRecord).order_by(CertificateRecord.id))
+        KnownCertificate(_certificate(der), role, name, agency, revoked_at, reason, record_id)
+        for record_id, der, role, name, agency, revoked_at, reason in rows
     ]
     roots = [k.certificate for k in known if k.role == CertificateRole.ROOT.value]
     if not roots:
-        from authority.pki.service import PkiNotInitialised
-
         raise PkiNotInitialised("the PKI has no root yet: run `authority init`")
     root = roots[-1]
     return TrustContext(

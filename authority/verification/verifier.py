@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from authority.errors import InvalidInput
 from authority.seals.cades import SealInfo, SealInvalid, verify_document_seal
@@ -25,9 +24,10 @@ from authority.seals.qr import (
     QrClaims,
     QrSealSignatureInvalid,
     QrSealUnknownKey,
-    VerifiedQr,
-    verify_qr_seal,
+    check_qr_signature,
+    decode_qr_seal,
 )
+from authority.verification.carried import check_carried
 from authority.verification.report import (
     Indication,
     Outcome,
@@ -252,11 +252,10 @@ _QR_FAILURES: dict[type[InvalidInput], SubIndication] = {
 def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
     """Verify a QR seal (the QR's URL or its bare payload)."""
     report = context.new_report("qr", now)
-    seals = [
-        k.certificate for k in context.certificates if k.role == "seal" and k.agency is not None
-    ]
     try:
-        verified = verify_qr_seal(text, seals)
+        decoded = decode_qr_seal(text)
+        seals = [k.certificate for k in context.seals_with_key_id(decoded.key_id)]
+        verified = check_qr_signature(decoded, seals)
     except (MalformedQrSeal, QrSealUnknownKey, QrSealSignatureInvalid) as exc:
         report.fail(SealFailure(_QR_FAILURES[type(exc)], "qr-seal", exc.detail))
         return conclude(report, None)
@@ -264,6 +263,9 @@ def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
     report.check("qr-seal", Outcome.PASSED, "ES256 signature over the QR's fields verified")
     report.licence = qr_licence(claims)
     registered = context.registered(claims.number) if context.mode == "online" else None
+    known = context.find(verified.certificate)
+    # The register's record proves when the licence was sealed, if it was sealed by this key.
+    same_seal = bool(registered and known and known.record_id == registered.seal_certificate_id)
     asserted = day_start(claims.issued_on)
     report.signing_time = asserted
     try:
@@ -271,7 +273,7 @@ def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
             report,
             context,
             verified.certificate,
-            proven=registered.issued_at if registered else None,
+            proven=registered.issued_at if registered and same_seal else None,
             asserted=asserted,
         )
     except SealFailure as failure:
@@ -286,7 +288,11 @@ def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
     if registered is None:
         report.check("register", Outcome.FAILED, "the register has no licence with this number")
         return conclude(report, None)
-    mismatch = _qr_mismatch(claims, registered.fields, registered.seal_certificate, verified)
+    mismatch = (
+        _qr_mismatch(claims, registered.fields)
+        if same_seal
+        else "the QR was sealed with another certificate than the registered licence"
+    )
     if mismatch:
         report.check("register", Outcome.FAILED, mismatch)
         report.verdict = Verdict.INVALID
@@ -300,12 +306,8 @@ def public_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: fields[k] for k in ("number", "type", "agency", "holder", "data") if k in fields}
 
 
-def _qr_mismatch(
-    claims: QrClaims, fields: dict[str, Any], seal_der: bytes, verified: VerifiedQr
-) -> str | None:
+def _qr_mismatch(claims: QrClaims, fields: dict[str, Any]) -> str | None:
     """What differs between the QR's claims and the register, if anything."""
-    if verified.certificate.public_bytes(Encoding.DER) != seal_der:
-        return "the QR was sealed with another certificate than the registered licence"
     holder = fields["holder"]
     expected = (
         fields["type"]["code"],
@@ -394,6 +396,7 @@ def verify_document(context: TrustContext, document: bytes, seal: bytes, now: da
         trust_seal_certificate(
             report, context, info.signer_certificate, proven=proven, asserted=None
         )
+        check_carried(context, seal)
     except SealFailure as failure:
         report.fail(failure)
         return conclude(report, None)

@@ -101,7 +101,7 @@ async def presented(request: Request) -> Presented:
 
 def check(instance: Instance, item: Presented) -> Report:
     """Verify what was presented against this installation (online)."""
-    with instance.database.transaction() as session:
+    with instance.database.transaction(write=False) as session:
         context = online_context(session, instance.settings.issuer, now())
         if item.qr is not None:
             return verify_qr(context, item.qr, context.as_of)

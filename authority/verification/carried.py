@@ -1,0 +1,62 @@
+"""What a CMS seal carries beside its signature: certificates and digest algorithm list.
+
+RFC 5652 leaves the SignedData's ``certificates`` and ``digestAlgorithms``
+outside the signature. A verifier that ignored them would call a seal whose
+carried certificates were altered after sealing valid; ours requires every
+carried certificate (in the seal and in its time-stamp tokens) to be one the
+trust context knows, and ``digestAlgorithms`` to name exactly the signer's.
+"""
+
+from __future__ import annotations
+
+from asn1crypto import cms, core
+
+from authority.pki.asn1 import original_bytes
+from authority.verification.report import SealFailure, SubIndication
+from authority.verification.trust import TrustContext
+
+_MAX_DEPTH = 2  # a seal, and the time-stamp tokens inside it
+
+
+def _read(der: bytes, depth: int) -> list[bytes]:
+    info = cms.ContentInfo.load(der, strict=True)
+    if info["content_type"].native != "signed_data":
+        raise ValueError("not a CMS SignedData")
+    signed_data = info["content"]
+    carried = [
+        original_bytes(choice.chosen)
+        for choice in signed_data["certificates"] or []
+        if choice.name == "certificate"
+    ]
+    if any(choice.name != "certificate" for choice in signed_data["certificates"] or []):
+        raise ValueError("only X.509 certificates may be carried")
+    listed = {a["algorithm"].native for a in signed_data["digest_algorithms"]}
+    used = {s["digest_algorithm"]["algorithm"].native for s in signed_data["signer_infos"]}
+    if listed != used:
+        raise ValueError("digestAlgorithms does not name exactly the signers' digests")
+    if depth < _MAX_DEPTH:
+        for signer in signed_data["signer_infos"]:
+            attributes = signer["unsigned_attrs"]
+            for attribute in [] if isinstance(attributes, core.Void) else attributes:
+                if attribute["type"].native == "signature_time_stamp_token":
+                    for token in attribute["values"]:
+                        carried += _read(original_bytes(token), depth + 1)
+    return carried
+
+
+def check_carried(context: TrustContext, der: bytes) -> None:
+    """Raise :class:`SealFailure` unless every certificate ``der`` carries is known."""
+    try:
+        carried = _read(der, 1)
+    except Exception as exc:  # asn1crypto raises many types on hostile input
+        raise SealFailure(
+            SubIndication.FORMAT_FAILURE, "carried-certificates", f"unreadable seal: {exc}"
+        ) from None
+    known = {k.der for k in context.certificates}
+    unknown = [c for c in carried if c not in known]
+    if unknown:
+        raise SealFailure(
+            SubIndication.FORMAT_FAILURE,
+            "carried-certificates",
+            f"the seal carries {len(unknown)} certificate(s) this authority did not issue",
+        )

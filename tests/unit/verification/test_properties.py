@@ -1,0 +1,196 @@
+"""Property tests: mutated QR payloads and PDFs never escape as exceptions, never pass as VALID."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from authority.agencies.service import create_agency
+from authority.bootstrap import pki_for
+from authority.db.base import utcnow
+from authority.db.session import Database
+from authority.instance import Instance
+from authority.licences.models import LicenceType
+from authority.licences.pdf import sealed_pdf
+from authority.licences.sealing import AgencySealer
+from authority.licences.service import LicenceRequest, create_licence_type, issue_licences
+from authority.seals.qr import PAYLOAD_ALPHABET, payload_of
+from authority.verification.report import Verdict
+from authority.verification.service import (
+    online_context,
+    verify_document,
+    verify_file,
+    verify_qr,
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"category": {"type": "string"}},
+    "required": ["category"],
+}
+FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@dataclass
+class Issued:
+    payload: str
+    pdf: bytes
+    document: bytes
+    seal: bytes
+
+
+@pytest.fixture
+def issued(instance: Instance, database: Database) -> Iterator[Issued]:
+    with database.transaction() as session:
+        pki = pki_for(instance, session)
+        agency, _ = create_agency(pki, "PROP", "Agency of Properties", utcnow())
+        licence_type = create_licence_type(
+            session, agency, code="PROP-A", name_zh="许可", name_en="Permit",
+            schema=SCHEMA, validity_days=30, now=utcnow(),
+        )  # fmt: skip
+        (licence,) = issue_licences(
+            session,
+            AgencySealer(pki, agency),
+            agency,
+            [LicenceRequest("PROP-A", "citizen", "11010519491231002X", "王五", {"category": "B"})],
+            issuer=instance.settings.issuer,
+            actor="test",
+            now=utcnow(),
+        )
+        assert isinstance(licence_type, LicenceType)
+        pdf = sealed_pdf(pki, instance.settings.issuer, licence, licence_type, agency, utcnow())
+        yield Issued(licence.qr_payload, pdf, licence.document, licence.seal)
+
+
+def _verdict_qr(instance: Instance, database: Database, text: str) -> Verdict:
+    with database.transaction(write=False) as session:
+        context = online_context(session, instance.settings.issuer, utcnow())
+        return verify_qr(context, text, context.as_of).verdict
+
+
+def _verdict_file(instance: Instance, database: Database, data: bytes) -> Verdict:
+    with database.transaction(write=False) as session:
+        context = online_context(session, instance.settings.issuer, utcnow())
+        return verify_file(context, data, context.as_of).verdict
+
+
+def test_the_unmutated_artefacts_are_valid(
+    instance: Instance, database: Database, issued: Issued
+) -> None:
+    assert _verdict_qr(instance, database, issued.payload) is Verdict.VALID
+    assert _verdict_file(instance, database, issued.pdf) is Verdict.VALID
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES)
+@given(data=st.data())
+def test_a_mutated_qr_payload_is_never_valid(
+    instance: Instance, database: Database, issued: Issued, data: st.DataObject
+) -> None:
+    payload = issued.payload
+    index = data.draw(st.integers(0, len(payload) - 1))
+    kind = data.draw(st.sampled_from(["replace", "insert", "delete", "swap"]))
+    char = data.draw(st.sampled_from(PAYLOAD_ALPHABET + "a%/ é\x00"))
+    if kind == "replace":
+        mutated = payload[:index] + char + payload[index + 1 :]
+    elif kind == "insert":
+        mutated = payload[:index] + char + payload[index:]
+    elif kind == "delete":
+        mutated = payload[:index] + payload[index + 1 :]
+    else:
+        other = data.draw(st.integers(0, len(payload) - 1))
+        chars = list(payload)
+        chars[index], chars[other] = chars[other], chars[index]
+        mutated = "".join(chars)
+    if mutated == payload:
+        return
+    assert _verdict_qr(instance, database, mutated) is not Verdict.VALID
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURES)
+@given(text=st.text(max_size=300))
+def test_any_text_gives_a_report(instance: Instance, database: Database, text: str) -> None:
+    assert _verdict_qr(instance, database, text) is Verdict.INVALID
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
+@given(data=st.data())
+def test_a_mutated_pdf_is_never_valid(
+    instance: Instance, database: Database, issued: Issued, data: st.DataObject
+) -> None:
+    pdf = issued.pdf
+    # Half the draws land in the signature's /Contents: outside the signed byte range,
+    # mostly zero padding, where a change must be noticed all the same.
+    start, end = _contents_span(pdf)
+    index = data.draw(st.one_of(st.integers(0, len(pdf) - 1), st.integers(start, end - 1)))
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert"]))
+    if kind == "flip":
+        bit = data.draw(st.integers(0, 7))
+        mutated = pdf[:index] + bytes([pdf[index] ^ (1 << bit)]) + pdf[index + 1 :]
+    elif kind == "truncate":
+        mutated = pdf[:index]
+    else:
+        mutated = pdf[:index] + data.draw(st.binary(min_size=1, max_size=64)) + pdf[index:]
+    if _same_signature(pdf, mutated):
+        return  # a hex digit's case changed: the very same bytes
+    try:
+        verdict = _verdict_file(instance, database, mutated)
+    except Exception as exc:  # only the two upload refusals may be raised, never anything else
+        assert type(exc).__name__ in ("UnsupportedFile",), exc
+        return
+    assert verdict is not Verdict.VALID, (kind, index)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=FIXTURES)
+@given(data=st.data())
+def test_a_mutated_document_or_seal_is_never_valid(
+    instance: Instance, database: Database, issued: Issued, data: st.DataObject
+) -> None:
+    target = data.draw(st.sampled_from(["document", "seal"]))
+    original = issued.document if target == "document" else issued.seal
+    index = data.draw(st.integers(0, len(original) - 1))
+    bit = data.draw(st.integers(0, 7))
+    mutated = original[:index] + bytes([original[index] ^ (1 << bit)]) + original[index + 1 :]
+    document, seal = (mutated, issued.seal) if target == "document" else (issued.document, mutated)
+    with database.transaction(write=False) as session:
+        context = online_context(session, instance.settings.issuer, utcnow())
+        report = verify_document(context, document, seal, context.as_of)
+    assert report.verdict is not Verdict.VALID, (target, index, bit)
+
+
+def _contents_span(pdf: bytes) -> tuple[int, int]:
+    match = re.search(rb"/Contents <([0-9a-fA-F]+)>", pdf)
+    assert match is not None
+    return match.span(1)
+
+
+def _same_signature(pdf: bytes, mutated: bytes) -> bool:
+    if len(pdf) != len(mutated):
+        return False
+    start, end = _contents_span(pdf)
+    outside = pdf[:start] + pdf[end:] == mutated[:start] + mutated[end:]
+    try:
+        return outside and bytes.fromhex(pdf[start:end].decode()) == bytes.fromhex(
+            mutated[start:end].decode()
+        )
+    except ValueError:
+        return False
+
+
+def test_the_seal_contents_padding_is_checked(
+    instance: Instance, database: Database, issued: Issued
+) -> None:
+    start, end = _contents_span(issued.pdf)
+    for position in (end - 1, end - 200, (start + end) // 2, start + 10):
+        original = issued.pdf[position : position + 1]
+        replacement = b"1" if original != b"1" else b"2"
+        mutated = issued.pdf[:position] + replacement + issued.pdf[position + 1 :]
+        assert _verdict_file(instance, database, mutated) is Verdict.INVALID, position
+
+
+def test_payload_round_trip_is_exact(issued: Issued) -> None:
+    assert payload_of(issued.payload) == issued.payload
