@@ -46,6 +46,16 @@ def _labels(name: str, spec: Any) -> tuple[str, str]:
     return (title or name), (title or name)
 
 
+def field_labels(schema: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each data field's labels, ``{"zh", "en"}``, from the type's JSON Schema titles."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    labels = {}
+    for name, spec in properties.items():
+        zh, en = _labels(name, spec)
+        labels[name] = {"zh": zh, "en": en}
+    return labels
+
+
 def licence_view(
     issuer: str, licence: Licence, licence_type: LicenceType, agency: Agency, now: datetime
 ) -> LicenceView:

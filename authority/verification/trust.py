@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
 from authority.licences.models import Licence, LicenceType
+from authority.licences.pdf import field_labels
 from authority.licences.service import effective_status, licence_fields
 from authority.pki.models import CertificateRecord, CertificateRole
 from authority.pki.service import PkiNotInitialised
@@ -124,7 +125,10 @@ class TrustContext:
             return None
         licence, licence_type, agency = row
         return RegisteredLicence(
-            fields=licence_fields(licence, licence_type, agency),
+            fields={
+                **licence_fields(licence, licence_type, agency),
+                "labels": field_labels(licence_type.schema),
+            },
             status=effective_status(licence, self.as_of),
             status_since=licence.status_changed_at,
             issued_at=licence.issued_at,

@@ -303,7 +303,8 @@ def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
 
 
 def public_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: fields[k] for k in ("number", "type", "agency", "holder", "data") if k in fields}
+    keys = ("number", "type", "agency", "holder", "data", "labels")
+    return {k: fields[k] for k in keys if k in fields}
 
 
 def _qr_mismatch(claims: QrClaims, fields: dict[str, Any]) -> str | None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+import authority.web.verify_view  # noqa: F401 - registers the verification page's messages
 from authority.web.i18n import CATALOGUE, LANGUAGES, Catalogue, negotiate
 
 
@@ -42,3 +46,16 @@ def test_a_key_defined_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="defined twice"):
         catalogue.add({"a": {"zh": "乙", "en": "B"}})
     assert catalogue.text("en", "a") == "A"
+
+
+def test_every_check_the_verifier_makes_has_a_name_on_the_page() -> None:
+
+    import authority.verification as package
+
+    source = "".join(p.read_text() for p in Path(package.__path__[0]).glob("*.py"))
+    names = set(
+        re.findall(r'(?:check\(|SealFailure\(\s*SubIndication\.\w+,)\s*"([a-z-]+)"', source)
+    )
+    names |= set(re.findall(r'Check\(\s*"([a-z-]+)"', source))
+    assert names >= {"qr-seal", "certificate-path", "register", "trust-anchor"}
+    assert sorted(n for n in names if f"check.{n}" not in CATALOGUE.messages) == []
