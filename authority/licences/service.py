@@ -307,11 +307,16 @@ def issue_licences(
 
 def effective_status(licence: Licence, now: datetime) -> str:
     """``revoked``, ``expired``, ``suspended`` or ``valid`` as of ``now``."""
-    if licence.status == "revoked":
+    return status_at(licence.status, licence.valid_until, now)
+
+
+def status_at(stored: str, valid_until: datetime, now: datetime) -> str:
+    """The status a licence stored as ``stored`` (valid, suspended, revoked) has at ``now``."""
+    if stored == "revoked":
         return "revoked"
-    if now > licence.valid_until:
+    if now > valid_until:
         return "expired"
-    return licence.status
+    return stored
 
 
 def find_licence(session: Session, licence_id: str, agency: Agency | None = None) -> Licence:

@@ -14,7 +14,6 @@ certificate is not validated again for another moment inside it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,7 +76,8 @@ class PathValidator:
     def __init__(self, root: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> None:
         self.root = root
         self.intermediates = tuple(intermediates)
-        self._cache: dict[bytes, ValidPath] = {}
+        # By certificate: equal certificates (same DER) hash and compare equal.
+        self._cache: dict[x509.Certificate, ValidPath] = {}
         self._lock = threading.Lock()
 
     def validate(self, certificate: x509.Certificate, moment: datetime, check: str) -> ValidPath:
@@ -88,15 +88,14 @@ class PathValidator:
         OUT_OF_BOUNDS_NO_POE (a certificate is not valid at ``moment``),
         CHAIN_CONSTRAINTS_FAILURE or CERTIFICATE_CHAIN_GENERAL_FAILURE.
         """
-        key = hashlib.sha256(certificate.public_bytes(_DER)).digest()
         with self._lock:
-            cached = self._cache.get(key)
+            cached = self._cache.get(certificate)
         if cached is None:
             cached = self._build(certificate, moment, check)
             with self._lock:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
-                self._cache[key] = cached
+                self._cache[certificate] = cached
         if not cached.not_before <= moment <= cached.not_after:
             raise SealFailure(
                 SubIndication.OUT_OF_BOUNDS_NO_POE,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from authority.agencies.models import Agency
 from authority.licences.models import Licence, LicenceType
 from authority.licences.pdf import field_labels
-from authority.licences.service import effective_status, licence_fields
+from authority.licences.service import licence_fields, status_at
 from authority.pki.models import CertificateRecord, CertificateRole
 from authority.pki.service import PkiNotInitialised
 from authority.pki.trust_list import VerifiedTrustList
@@ -117,33 +117,61 @@ class TrustContext:
         ]
 
     def registered(self, number: str) -> RegisteredLicence | None:
-        """The register's licence ``number`` (online), else None; its status read now."""
+        """The register's licence ``number`` (online), else None.
+
+        Its status is read now, every time; what the licence states never
+        changes once sealed, so that part is kept in memory by licence id.
+        """
         if self.session is None or not number or len(number) > 64:
             return None
-        row = self.session.execute(_REGISTERED, {"number": number}).one_or_none()
+        row = self.session.execute(_STATUS, {"number": number}).one_or_none()
         if row is None:
             return None
-        licence, licence_type, agency = row
+        licence_id, stored, since, valid_until, issued_at, seal_id = row
+        sealed = _sealed_parts.get(licence_id)
+        if sealed is None:
+            sealed = self._load_sealed(licence_id)
         return RegisteredLicence(
-            fields={
-                **licence_fields(licence, licence_type, agency),
-                "labels": field_labels(licence_type.schema),
-            },
-            status=effective_status(licence, self.as_of),
-            status_since=licence.status_changed_at,
-            issued_at=licence.issued_at,
-            seal_certificate_id=licence.seal_certificate_id,
-            document=licence.document,
+            fields=sealed[0],
+            status=status_at(stored, valid_until, self.as_of),
+            status_since=since,
+            issued_at=issued_at,
+            seal_certificate_id=seal_id,
+            document=sealed[1],
         )
+
+    def _load_sealed(self, licence_id: str) -> tuple[dict[str, Any], bytes]:
+        assert self.session is not None
+        licence, licence_type, agency = self.session.execute(_REGISTERED, {"id": licence_id}).one()
+        fields = {
+            **licence_fields(licence, licence_type, agency),
+            "labels": field_labels(licence_type.schema),
+        }
+        sealed = (fields, licence.document)
+        if len(_sealed_parts) >= _SEALED_CACHE_LIMIT:
+            _sealed_parts.clear()
+        _sealed_parts[licence_id] = sealed
+        return sealed
 
 
 # Built once: statement construction costs more than running these small queries.
+_STATUS = select(
+    Licence.id,
+    Licence.status,
+    Licence.status_changed_at,
+    Licence.valid_until,
+    Licence.issued_at,
+    Licence.seal_certificate_id,
+).where(Licence.number == bindparam("number"))
 _REGISTERED = (
     select(Licence, LicenceType, Agency)
     .join(LicenceType, LicenceType.id == Licence.type_id)
     .join(Agency, Agency.id == Licence.agency_id)
-    .where(Licence.number == bindparam("number"))
+    .where(Licence.id == bindparam("id"))
 )
+#: What each licence states (immutable once sealed), by licence id; bounded.
+_sealed_parts: dict[str, tuple[dict[str, Any], bytes]] = {}
+_SEALED_CACHE_LIMIT = 20_000
 _CERTIFICATES = (
     select(
         CertificateRecord.id,
@@ -169,6 +197,23 @@ def _certificate(der: bytes) -> x509.Certificate:
             _parsed.clear()
         cached = _parsed[der] = x509.load_der_x509_certificate(der)
     return cached
+
+
+_known_rows: dict[tuple[Any, ...], KnownCertificate] = {}
+
+
+def _known(row: tuple[Any, ...]) -> KnownCertificate:
+    """The certificate of a PKI row, the same object while the row is unchanged."""
+    known = _known_rows.get(row)
+    if known is None:
+        if len(_known_rows) > 10_000:
+            _known_rows.clear()
+        record_id, der, role, name, agency, revoked_at, reason = row
+        known = KnownCertificate(
+            _certificate(der), role, name, agency, revoked_at, reason, record_id
+        )
+        _known_rows[row] = known
+    return known
 
 
 def path_validator(
@@ -200,10 +245,7 @@ def online_context(session: Session, issuer: str, now: datetime) -> TrustContext
     certificates and validated paths (immutable) are kept between contexts.
     """
     rows = session.execute(_CERTIFICATES).all()
-    known = [
-        KnownCertificate(_certificate(der), role, name, agency, revoked_at, reason, record_id)
-        for record_id, der, role, name, agency, revoked_at, reason in rows
-    ]
+    known = [_known(tuple(row)) for row in rows]
     roots = [k.certificate for k in known if k.role == CertificateRole.ROOT.value]
     if not roots:
         raise PkiNotInitialised("the PKI has no root yet: run `authority init`")

@@ -11,6 +11,7 @@ the licence's own status in the register (online) or the trust list (offline).
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -51,16 +52,25 @@ def _organisation(certificate: x509.Certificate) -> str | None:
     return str(names[0].value) if names else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _described(certificate: x509.Certificate) -> tuple[str | None, dict[str, Any]]:
+    """What never changes about a certificate, as the report shows it."""
+    return _organisation(certificate), {
+        "subject": certificate.subject.rfc4514_string(),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "serial": format(certificate.serial_number, "x"),
+        "not_before": iso(certificate.not_valid_before_utc),
+        "not_after": iso(certificate.not_valid_after_utc),
+    }
+
+
 def _signer(known: KnownCertificate | None, certificate: x509.Certificate) -> dict[str, Any]:
+    organisation, described = _described(certificate)
     return {
         "agency": known.agency if known else None,
-        "name": _organisation(certificate),
+        "name": organisation,
         "certificate": {
-            "subject": certificate.subject.rfc4514_string(),
-            "issuer": certificate.issuer.rfc4514_string(),
-            "serial": format(certificate.serial_number, "x"),
-            "not_before": iso(certificate.not_valid_before_utc),
-            "not_after": iso(certificate.not_valid_after_utc),
+            **described,
             "status": "revoked" if known and known.revoked_at else ("good" if known else None),
             "revoked_at": iso(known.revoked_at) if known else None,
             "revocation_reason": known.revocation_reason if known else None,
