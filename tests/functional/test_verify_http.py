@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import time
+import zlib
 from datetime import timedelta
 from typing import Any
 
@@ -371,3 +372,50 @@ def test_upload_page_and_its_result(client: TestClient, agency: dict[str, str]) 
 
 def test_payload_alphabet_is_url_safe() -> None:
     assert "/" not in PAYLOAD_ALPHABET and "%" not in PAYLOAD_ALPHABET
+
+
+def _appended(pdf: bytes, body: bytes) -> bytes:
+    """``pdf`` with an incremental update holding ``body`` as its cross-reference."""
+    start = len(pdf)
+    return pdf + body + b"startxref\n%d\n%%%%EOF\n" % start
+
+
+def test_a_decompression_bomb_pdf_is_invalid_and_harmless(
+    client: TestClient, agency: dict[str, str]
+) -> None:
+    pdf = rendition(client, agency, issue(client, agency), "pdf")
+    compressor = zlib.compressobj(9)
+    bomb = b"".join(compressor.compress(b"\0" * (1 << 20)) for _ in range(256))
+    bomb += compressor.flush()  # 256 MiB of zeros in about 256 KiB
+    xref = (
+        (
+            b"99 0 obj\n<< /Type /XRef /Size 100 /W [1 2 1] /Filter /FlateDecode /Length %d >>\n"
+            b"stream\n" % len(bomb)
+        )
+        + bomb
+        + b"\nendstream\nendobj\n"
+    )
+    response = client.post(
+        VERIFY, files={"file": ("bomb.pdf", _appended(pdf, xref), "application/pdf")}
+    )
+    report = response.json()
+    assert (response.status_code, report["verdict"], report["subindication"]) == (
+        200, "INVALID", "FORMAT_FAILURE",
+    )  # fmt: skip
+    assert client.get("/healthz").status_code == 200
+
+
+def test_deeply_nested_structures_are_refused(client: TestClient, agency: dict[str, str]) -> None:
+    pdf = rendition(client, agency, issue(client, agency), "pdf")
+    nested = b"99 0 obj\n" + b"[" * 100_000 + b"]" * 100_000 + b"\nendobj\n"
+    report = client.post(
+        VERIFY, files={"file": ("deep.pdf", _appended(pdf, nested), "application/pdf")}
+    ).json()
+    assert report["verdict"] == "INVALID"
+    deep_json = b'{"qr": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post(VERIFY, content=deep_json, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    deep_document = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    seal = rendition(client, agency, issue(client, agency), "seal")
+    report = client.post(VERIFY, files={"document": deep_document, "seal": seal}).json()
+    assert (report["verdict"], report["subindication"]) == ("INVALID", "HASH_FAILURE")
