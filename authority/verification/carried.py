@@ -1,10 +1,11 @@
-"""What a CMS seal carries beside its signature: certificates and digest algorithm list.
+"""What a CMS seal carries beside its signature: certificates, digest algorithms, attributes.
 
 RFC 5652 leaves the SignedData's ``certificates`` and ``digestAlgorithms``
 outside the signature. A verifier that ignored them would call a seal whose
 carried certificates were altered after sealing valid; ours requires every
 carried certificate (in the seal and in its time-stamp tokens) to be one the
-trust context knows, and ``digestAlgorithms`` to name exactly the signer's.
+trust context knows, ``digestAlgorithms`` to name exactly the signer's, and no
+unsigned attribute but the signature time-stamp.
 """
 
 from __future__ import annotations
@@ -34,18 +35,20 @@ def _read(der: bytes, depth: int) -> list[bytes]:
     used = {s["digest_algorithm"]["algorithm"].native for s in signed_data["signer_infos"]}
     if listed != used:
         raise ValueError("digestAlgorithms does not name exactly the signers' digests")
-    if depth < _MAX_DEPTH:
-        for signer in signed_data["signer_infos"]:
-            attributes = signer["unsigned_attrs"]
-            for attribute in [] if isinstance(attributes, core.Void) else attributes:
-                if attribute["type"].native == "signature_time_stamp_token":
-                    for token in attribute["values"]:
-                        carried += _read(original_bytes(token), depth + 1)
+    for signer in signed_data["signer_infos"]:
+        attributes = signer["unsigned_attrs"]
+        for attribute in [] if isinstance(attributes, core.Void) else attributes:
+            # Our seals carry one kind of unsigned attribute, the signature time-stamp
+            # (EN 319 122-1 §5.3); time-stamp tokens carry none.
+            if depth >= _MAX_DEPTH or attribute["type"].native != "signature_time_stamp_token":
+                raise ValueError(f"unexpected unsigned attribute {attribute['type'].dotted}")
+            for token in attribute["values"]:
+                carried += _read(original_bytes(token), depth + 1)
     return carried
 
 
 def check_carried(context: TrustContext, der: bytes) -> None:
-    """Raise :class:`SealFailure` unless every certificate ``der`` carries is known."""
+    """Raise :class:`SealFailure` unless what ``der`` carries unsigned is as we seal it."""
     try:
         carried = _read(der, 1)
     except Exception as exc:  # asn1crypto raises many types on hostile input

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import datetime
 from io import BytesIO
 from typing import Any
@@ -44,6 +45,7 @@ from authority.verification.verifier import (
     passed,
     public_fields,
     qr_licence,
+    require_time_stamp,
     trust_seal_certificate,
 )
 
@@ -68,6 +70,7 @@ async def _validate(
             "pdf-seal",
             f"the PDF has {len(signatures)} signatures; a licence PDF has exactly one seal",
         )
+    _check_signature_gap(pdf, signatures[0].sig_object.get("/ByteRange"))
     contents = _signature_der(signatures[0].sig_object.get("/Contents"))
     validation = ValidationContext(
         trust_roots=[_asn1(context.root)],
@@ -96,6 +99,30 @@ def _der_length(data: bytes) -> int | None:
     if not 0 < size <= 4 or len(data) < 2 + size:
         return None
     return 2 + size + int.from_bytes(data[2 : 2 + size], "big")
+
+
+_GAP = re.compile(rb"<[0-9A-F]+>")
+
+
+def _check_signature_gap(pdf: bytes, byte_range: Any) -> None:
+    """The bytes the seal does not cover must be its hex string and nothing else.
+
+    ISO 32000-2 §12.8.1: ``/ByteRange`` covers the file but the ``/Contents``
+    value. Our seals write it in upper-case hex digits; a space, a lower-case
+    digit or anything else there is a change made after sealing.
+    """
+    try:
+        start, first, second, _ = (int(v) for v in byte_range)
+    except (TypeError, ValueError):
+        raise SealFailure(
+            SubIndication.FORMAT_FAILURE, "pdf-seal", "no usable /ByteRange"
+        ) from None
+    if not (0 <= first < second <= len(pdf)) or start != 0 or not _GAP.fullmatch(pdf[first:second]):
+        raise SealFailure(
+            SubIndication.FORMAT_FAILURE,
+            "pdf-seal",
+            "the bytes outside the seal's range are not only its signature value",
+        )
 
 
 def _signature_der(contents: Any) -> bytes:
@@ -127,6 +154,7 @@ def verify_pdf(context: TrustContext, pdf: bytes, now: datetime) -> Report:
         proven = _check_pdf_timestamp(report, context, status)
         known = trust_seal_certificate(report, context, certificate, proven=proven, asserted=None)
         check_carried(context, contents)
+        require_time_stamp(proven)
     except SealFailure as failure:
         report.fail(failure)
         return conclude(report, None)
@@ -214,4 +242,4 @@ def _pdf_licence(
         return report
     report.check("register", Outcome.PASSED, "the PDF is of a registered licence")
     report.licence = {**licence, **public_fields(registered.fields)}
-    return conclude(report, online_status(report, registered.status, registered.status_since))
+    return conclude(report, online_status(report, registered))

@@ -21,6 +21,7 @@ from cryptography import x509
 from authority.errors import InvalidInput
 from authority.seals.cades import SealInfo, SealInvalid, verify_document_seal
 from authority.seals.qr import (
+    DecodedQr,
     MalformedQrSeal,
     QrClaims,
     QrSealSignatureInvalid,
@@ -39,7 +40,7 @@ from authority.verification.report import (
     iso,
     verdict_for,
 )
-from authority.verification.trust import KnownCertificate, TrustContext
+from authority.verification.trust import KnownCertificate, RegisteredLicence, TrustContext
 
 #: RFC 5280 §5.3.1 reasons after which what the key signed earlier stays trustworthy:
 #: the key was retired, not exposed. Any other reason needs a proof of existence.
@@ -230,14 +231,30 @@ def _period_status(report: Report, valid_from: datetime, valid_until: datetime |
     return "valid"
 
 
-def online_status(report: Report, status: str, since: datetime | None) -> str:
+def online_status(report: Report, registered: RegisteredLicence) -> str:
+    """The register's status of the licence now (a licence not yet in force is not valid)."""
+    status, since = registered.status, registered.status_since
     report.status_as_of = report.verified_at
+    valid_from = _moment(registered.fields.get("valid_from"))
+    if status == "valid" and valid_from is not None and report.verified_at < valid_from:
+        report.check("validity-period", Outcome.FAILED, f"not valid before {iso(valid_from)}")
+        return "not-yet-valid"
     if status == "valid":
         report.check("licence-status", Outcome.PASSED, "valid in the register")
     else:
         detail = f"{status} in the register" + (f" since {iso(since)}" if since else "")
         report.check("licence-status", Outcome.FAILED, detail)
     return status
+
+
+def require_time_stamp(proven: datetime | None) -> None:
+    """Licence seals are B-T (DESIGN.md): a seal without its time-stamp was changed."""
+    if proven is None:
+        raise SealFailure(
+            SubIndication.FORMAT_FAILURE,
+            "timestamp",
+            "licence seals carry a signature time-stamp; this one has none",
+        )
 
 
 def conclude(report: Report, licence_status: str | None) -> Report:
@@ -259,6 +276,21 @@ _QR_FAILURES: dict[type[InvalidInput], SubIndication] = {
 }
 
 
+def _unknown_key(context: TrustContext, decoded: DecodedQr, detail: str) -> SealFailure:
+    """No seal certificate has the QR's key id: a forgery, or a seal newer than the list.
+
+    Offline, a QR stating an issue date on or after the trust list's may carry a
+    seal the list does not know yet: INDETERMINATE/TRY_LATER, never VALID.
+    """
+    if context.mode == "offline" and decoded.claims.issued_on >= context.as_of.date():
+        return SealFailure(
+            SubIndication.TRY_LATER,
+            "qr-seal",
+            f"{detail}; the licence is not older than this trust list: get a newer one",
+        )
+    return SealFailure(SubIndication.NO_SIGNING_CERTIFICATE_FOUND, "qr-seal", detail)
+
+
 def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
     """Verify a QR seal (the QR's URL or its bare payload)."""
     report = context.new_report("qr", now)
@@ -266,7 +298,10 @@ def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
         decoded = decode_qr_seal(text)
         seals = [k.certificate for k in context.seals_with_key_id(decoded.key_id)]
         verified = check_qr_signature(decoded, seals)
-    except (MalformedQrSeal, QrSealUnknownKey, QrSealSignatureInvalid) as exc:
+    except QrSealUnknownKey as exc:
+        report.fail(_unknown_key(context, decoded, exc.detail))
+        return conclude(report, None)
+    except (MalformedQrSeal, QrSealSignatureInvalid) as exc:
         report.fail(SealFailure(_QR_FAILURES[type(exc)], "qr-seal", exc.detail))
         return conclude(report, None)
     claims = verified.claims
@@ -309,7 +344,7 @@ def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
         return report
     report.check("register", Outcome.PASSED, "the QR states what the register holds")
     report.licence = {**qr_licence(claims), **public_fields(registered.fields)}
-    return conclude(report, online_status(report, registered.status, registered.status_since))
+    return conclude(report, online_status(report, registered))
 
 
 def public_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -408,6 +443,7 @@ def verify_document(context: TrustContext, document: bytes, seal: bytes, now: da
             report, context, info.signer_certificate, proven=proven, asserted=None
         )
         check_carried(context, seal)
+        require_time_stamp(proven)
     except SealFailure as failure:
         report.fail(failure)
         return conclude(report, None)
@@ -435,4 +471,4 @@ def verify_document(context: TrustContext, document: bytes, seal: bytes, now: da
         report.verdict = Verdict.INVALID
         return report
     report.check("register", Outcome.PASSED, "the document is the registered one")
-    return conclude(report, online_status(report, registered.status, registered.status_since))
+    return conclude(report, online_status(report, registered))
