@@ -22,8 +22,9 @@ from authority.web.middleware import (
     SecurityHeadersMiddleware,
     security_headers,
 )
+from authority.web.pages import router as pages_router
 from authority.web.problems import install_problem_handlers
-from authority.web.routes import docs, licences, oauth, operations, pki
+from authority.web.routes import docs, licences, oauth, operations, pki, verify
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(pki.router)
     app.include_router(oauth.router)
     app.include_router(licences.router)
+    app.include_router(verify.router)
+    app.include_router(pages_router)
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = outermost. Security headers wrap everything, including the

@@ -29,9 +29,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from sqlalchemy import select
 
 from authority.agencies.models import Agency
 from authority.errors import InvalidInput
+from authority.licences.models import Licence
 from authority.pki.models import CertificateRecord, CertificateRole
 from authority.pki.profiles import TRUST_LIST_POLICY_OID
 from authority.pki.service import (
@@ -82,6 +84,19 @@ def _entry(record: CertificateRecord, agencies: dict[int, Agency]) -> dict[str, 
     return entry
 
 
+def _withdrawn_licences(pki: Pki) -> list[dict[str, Any]]:
+    """Licences revoked or suspended, so an offline verifier knows (licence numbers only)."""
+    rows = pki.session.execute(
+        select(Licence.number, Licence.status, Licence.status_changed_at)
+        .where(Licence.status.in_(("revoked", "suspended")))
+        .order_by(Licence.number)
+    )
+    return [
+        {"number": number, "status": status, **({"since": iso(since)} if since else {})}
+        for number, status, since in rows
+    ]
+
+
 def build_trust_list(pki: Pki, now: datetime) -> dict[str, Any]:
     """The sealed trust list as of ``now``."""
     records = pki.all_certificates()
@@ -91,6 +106,7 @@ def build_trust_list(pki: Pki, now: datetime) -> dict[str, Any]:
         "issued_at": iso(now),
         "next_update": iso(now + TRUST_LIST_VALIDITY),
         "certificates": [_entry(r, agencies) for r in records],
+        "licences": _withdrawn_licences(pki),
     }
     seal = pki.trust_list_seal()
     document["seal"] = seal_document(pki, document, seal)

@@ -336,6 +336,7 @@ def _qr(pdf: canvas.Canvas, view: LicenceView) -> None:
     y = _FOOTER_TOP + 22
     image = ImageReader(io.BytesIO(view.qr_png))
     pdf.drawImage(image, x, y, size, size, preserveAspectRatio=True, anchor="c")
+    pdf.linkURL(view.verify_url, (x, y, x + size, y + size), relative=0)
     _centred_at(pdf, "扫码验证 / Scan to verify", x + size / 2, y - 13, 9.5, _INK)
 
 
@@ -379,6 +380,8 @@ def render_licence_pdf(view: LicenceView) -> bytes:
     pdf = _new_canvas(buffer, A4, f"{view.title_zh} {view.title_en} {view.number}")
     pdf.setAuthor(_both(view.agency_name_zh, view.agency_name_en, " / "))
     pdf.setSubject(_both(view.type_name_zh, view.type_name_en, " / "))
+    # The verification URL (the QR's text), so a verifier finds the licence a PDF is of.
+    pdf.setKeywords(view.verify_url)
     _frame(pdf)
     _header(pdf, view)
     width = PAGE_WIDTH - 2 * _MARGIN

@@ -1,0 +1,149 @@
+"""Public verification: the JSON API, the QR's landing page and the upload-and-scan page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from authority.errors import InvalidInput
+from authority.instance import Instance
+from authority.verification.report import Report
+from authority.verification.service import (
+    UnsupportedFile,
+    now,
+    online_context,
+    verify_document,
+    verify_file,
+    verify_qr,
+)
+from authority.web.deps import CurrentInstance
+from authority.web.pages import render
+from authority.web.verify_view import report_view
+
+router = APIRouter(tags=["verification"])
+
+MAX_UPLOAD_BYTES = 8 << 20
+MAX_QR_CHARS = 4096
+
+
+class QrIn(BaseModel):
+    """A QR code's text: the verification URL, or its payload alone."""
+
+    qr: str = Field(min_length=1, max_length=MAX_QR_CHARS)
+
+
+class Presented(BaseModel):
+    """What was presented: QR text, one uploaded file, or a document with its seal."""
+
+    qr: str | None = None
+    file: bytes | None = None
+    document: bytes | None = None
+    seal: bytes | None = None
+
+
+VERIFY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": QrIn.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "document": {"type": "string", "format": "binary"},
+                        "seal": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _read_part(value: Any, name: str) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, UploadFile):
+        data = await value.read(MAX_UPLOAD_BYTES + 1)
+    else:
+        data = str(value).encode("utf-8")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidInput(f"{name} is larger than {MAX_UPLOAD_BYTES} bytes")
+    return data
+
+
+async def presented(request: Request) -> Presented:
+    """Read the request as JSON ``{"qr"}`` or multipart ``file`` / ``document`` + ``seal``."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json":
+        try:
+            return Presented(qr=QrIn.model_validate_json(await request.body()).qr)
+        except ValidationError as exc:
+            raise InvalidInput(
+                'expected {"qr": "<the QR code\'s text>"}',
+                errors=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()][:5],
+            ) from None
+    if media_type == "multipart/form-data":
+        async with request.form(max_files=2, max_fields=4, max_part_size=MAX_UPLOAD_BYTES) as form:
+            parts = {k: await _read_part(form.get(k), k) for k in ("file", "document", "seal")}
+            qr = form.get("qr")
+        return Presented(qr=qr if isinstance(qr, str) and qr else None, **parts)
+    raise UnsupportedFile(
+        'send application/json with {"qr"} or multipart/form-data with file, or document and seal'
+    )
+
+
+def check(instance: Instance, item: Presented) -> Report:
+    """Verify what was presented against this installation (online)."""
+    with instance.database.transaction() as session:
+        context = online_context(session, instance.settings.issuer, now())
+        if item.qr is not None:
+            return verify_qr(context, item.qr, context.as_of)
+        if item.document is not None and item.seal is not None:
+            return verify_document(context, item.document, item.seal, context.as_of)
+        if item.file is not None:
+            return verify_file(context, item.file, context.as_of)
+    raise InvalidInput("present a QR code's text, a file, or a document with its seal")
+
+
+@router.post(
+    "/api/v1/verify",
+    summary="Verify a licence (QR text, PDF, photo of its QR, or document + seal)",
+    openapi_extra=VERIFY_BODY,
+)
+async def verify(request: Request, instance: CurrentInstance) -> JSONResponse:
+    """The verification report; 200 whatever the verdict, 4xx only for unusable requests."""
+    item = await presented(request)
+    report = await run_in_threadpool(check, instance, item)
+    return JSONResponse(report.as_dict(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/v/{payload:path}", include_in_schema=False)
+@router.get("/V/{payload:path}", include_in_schema=False)
+def landing(payload: str, request: Request, instance: CurrentInstance) -> HTMLResponse:
+    """The page a phone camera opens from the QR: one verdict, then the details."""
+    report = check(instance, Presented(qr=payload))
+    return render(request, "verify_report.html", report_view(report))
+
+
+@router.get("/verify", include_in_schema=False)
+def verify_page(request: Request) -> HTMLResponse:
+    """Upload a licence PDF or a photo of its QR, or scan the QR with the camera."""
+    return render(request, "verify.html")
+
+
+@router.post("/verify", include_in_schema=False)
+async def verify_upload(request: Request, instance: CurrentInstance) -> HTMLResponse:
+    """The upload form's result, as a page."""
+    try:
+        item = await presented(request)
+        report = await run_in_threadpool(check, instance, item)
+    except InvalidInput as exc:
+        return render(request, "verify.html", {"error": exc.detail}, status_code=exc.status)
+    return render(request, "verify_report.html", report_view(report))
