@@ -39,6 +39,7 @@ DEMO_AGENCY_CODE = "DEMO"
 DEMO_AGENCY_NAME = "Demonstration Licensing Agency"
 DEMO_PORTAL_NAME = "Demonstration Portal"
 DEMO_PORTAL_REDIRECT = "http://127.0.0.1:8001/callback"
+DEMO_PORTAL_LOGGED_OUT = "http://127.0.0.1:8001/"
 DEMO_CITIZEN_ID = "11010519491231002X"  # GB 11643's own sample number
 DEMO_CITIZEN_NAME = "张三"
 DEMO_BUSINESS_USCC = "91350100M000100Y43"  # GB 32100's widely cited sample code
@@ -97,6 +98,7 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
                 name=DEMO_PORTAL_NAME,
                 redirect_uris=[DEMO_PORTAL_REDIRECT],
                 scopes=["openid", "profile", "email", "phone", "business"],
+                post_logout_redirect_uris=[DEMO_PORTAL_LOGGED_OUT],
                 now=now,
                 secret=portal_secret,
             ).record

@@ -48,6 +48,15 @@ cli.add_command(client_group)
     "URIs, else client_credentials.",
 )
 @click.option("--scope", "scopes", multiple=True, help="Repeatable: a scope the client may ask.")
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="Repeatable: where the client may send people after logout (exact match).",
+)
+@click.option(
+    "--require-par", is_flag=True, help="Accept only pushed authorization requests (RFC 9126)."
+)
 def client_create_command(
     name: str,
     redirect_uris: tuple[str, ...],
@@ -56,6 +65,8 @@ def client_create_command(
     jwks_file: Any,
     grant_types: tuple[str, ...],
     scopes: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
+    require_par: bool,
 ) -> None:
     """Register a client; its secret (if any) is shown once."""
     jwks = None
@@ -75,6 +86,8 @@ def client_create_command(
             scopes=scopes,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            require_par=require_par,
             now=utcnow(),
         )
         data = client.describe()

@@ -85,8 +85,13 @@ class Authenticator:
         password: str,
         address: str | None,
         now: datetime,
+        step_up: bool = False,
     ) -> StartedSession:
-        """Check a password; a session pending the second factor when one is needed."""
+        """Check a password; a session pending the second factor when one is needed.
+
+        ``step_up``: the request asks for more than level low, so an enrolled
+        second factor is asked for even where the account does not require it.
+        """
         keys = self.throttle.keys(id_number, address)
         self.throttle.check(session, keys, now)
         citizen: Citizen | None = None
@@ -105,7 +110,7 @@ class Authenticator:
         self.throttle.record_success(session, keys)
         if citizen.password_hash and self.hasher.needs_rehash(citizen.password_hash):
             citizen.password_hash = self.hasher.hash(password)
-        if citizen.password_only:
+        if citizen.password_only and not (step_up and citizen.totp_secret):
             return start_session(session, citizen, [AMR_PASSWORD], now)
         if citizen.totp_secret is None:
             raise SecondFactorMissing(

@@ -80,6 +80,10 @@ def describe(record: OAuthClient) -> dict[str, Any]:
         data["jwks"] = record.jwks
     if record.jwks_uri is not None:
         data["jwks_uri"] = record.jwks_uri
+    if record.post_logout_redirect_uris:
+        data["post_logout_redirect_uris"] = list(record.post_logout_redirect_uris)
+    if record.require_par:
+        data["require_pushed_authorization_requests"] = True
     return data
 
 
@@ -124,6 +128,8 @@ def register_client(
     agency: Agency | None = None,
     now: datetime,
     secret: str | None = None,
+    post_logout_redirect_uris: Sequence[str] = (),
+    require_par: bool = False,
 ) -> NewClient:
     """Validate and store a client; return it with its secret if it has one.
 
@@ -178,6 +184,8 @@ def register_client(
         jwks_uri=jwks_uri,
         agency_id=agency.id if agency else None,
         created_at=now,
+        post_logout_redirect_uris=[_check_redirect_uri(u) for u in post_logout_redirect_uris],
+        require_par=require_par,
     )
     session.add(record)
     session.flush()

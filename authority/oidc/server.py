@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from authority.errors import AuthorityError
 from authority.oidc.clients import Client, ClientSecretKey, find_client
+from authority.oidc.grants import CodeGrant, RefreshGrant, S256Challenge
 from authority.oidc.models import UsedClientAssertion
 from authority.oidc.scopes import parse_scope
 from authority.oidc.tokens import (
@@ -287,6 +288,8 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=None)
         self.provider = provider
         self.register_grant(ClientCredentials)
+        self.register_grant(CodeGrant, [S256Challenge(required=True)])
+        self.register_grant(RefreshGrant)
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(provider))
         self.register_endpoint(Revocation(provider))
         self.register_endpoint(Introspection(provider))
