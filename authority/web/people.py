@@ -76,11 +76,21 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
 
 
 def page(
-    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    *,
+    returns_to: str | None = None,
 ) -> HTMLResponse:
-    """A form page with its CSRF token (and the cookie that backs it)."""
+    """A form page with its CSRF token (and the cookie that backs it).
+
+    ``returns_to``: the verified redirect URI the form's answer may redirect to.
+    """
     token = csrf_token(request)
     response = render(request, template, {"csrf": token, **context}, status_code)
+    if returns_to:
+        allow_form_redirect(response, returns_to)
     response.set_cookie(
         CSRF_COOKIE, token, httponly=True, secure=_https(request), samesite="strict", path="/"
     )
@@ -96,19 +106,24 @@ def error_page(
     )
 
 
+def allow_form_redirect(response: Response, uri: str) -> None:
+    """Let this page's forms end in a redirect to ``uri``'s origin.
+
+    CSP form-action governs the whole redirect chain of a form submission, so a
+    page whose answer goes back to the portal must name the portal's origin.
+    """
+    parts = urlsplit(uri)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {origin}"
+    )
+
+
 def step_response(request: Request, step: Step) -> Response:
     """The browser's next move for ``step``."""
     status = 303 if request.method == "POST" else 302
     if step.kind == "redirect" and step.location:
-        response = RedirectResponse(step.location, status_code=status)
-        # CSP form-action also governs where a form submission may be redirected:
-        # allow the verified redirect URI's origin for this one response.
-        parts = urlsplit(step.location)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self'", f"form-action 'self' {origin}"
-        )
-        return response
+        return RedirectResponse(step.location, status_code=status)
     if step.kind in ("login", "business", "consent") and step.request_id:
         target = {
             "login": "/login",

@@ -39,10 +39,22 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def _returns_to(server: Server, request_id: str) -> str | None:
+    """The verified redirect URI of a pending request (for the page's CSP)."""
+    record = AuthorizationEndpoint(server).pending(request_id)
+    return record.params.get("redirect_uri") if record is not None else None
+
+
 @router.get("/login")
-def login_form(request: Request) -> Response:
+def login_form(request: Request, server: Server) -> Response:
     """The password form for a pending authorization request."""
-    return page(request, "login.html", {"request_id": request.query_params.get("request", "")})
+    request_id = request.query_params.get("request", "")
+    return page(
+        request,
+        "login.html",
+        {"request_id": request_id},
+        returns_to=_returns_to(server, request_id),
+    )
 
 
 @router.post("/login", dependencies=[WRITES])
@@ -78,6 +90,7 @@ def login_submit(
             "login.html",
             {"request_id": request_id, "error": exc.detail, "id_number": id_number},
             exc.status,
+            returns_to=_returns_to(server, request_id),
         )
         failed.headers.update(exc.headers)
         return failed
@@ -85,7 +98,12 @@ def login_submit(
     if started.complete:
         response = step_response(request, endpoint.resume(request_id, started.record))
     else:
-        response = page(request, "login_otp.html", {"request_id": request_id})
+        response = page(
+            request,
+            "login_otp.html",
+            {"request_id": request_id},
+            returns_to=_returns_to(server, request_id),
+        )
     set_session_cookie(request, response, started)
     return response
 
@@ -112,7 +130,11 @@ def otp_submit(
         )
     except AuthorityError as exc:
         failed = page(
-            request, "login_otp.html", {"request_id": request_id, "error": exc.detail}, exc.status
+            request,
+            "login_otp.html",
+            {"request_id": request_id, "error": exc.detail},
+            exc.status,
+            returns_to=_returns_to(server, request_id),
         )
         failed.headers.update(exc.headers)
         return failed
@@ -133,7 +155,12 @@ def business_form(request: Request, session: DbSession, server: Server) -> Respo
     if citizen is None or endpoint.pending(request_id) is None:
         return step_response(request, endpoint.resume(request_id, login))
     choices = mandates(session, citizen, utcnow())
-    return page(request, "business.html", {"request_id": request_id, "choices": choices})
+    return page(
+        request,
+        "business.html",
+        {"request_id": request_id, "choices": choices},
+        returns_to=_returns_to(server, request_id),
+    )
 
 
 @router.post("/authorize/business", dependencies=[WRITES])
@@ -175,6 +202,7 @@ def consent_form(request: Request, session: DbSession, server: Server) -> Respon
             "scopes": [(s, SCOPES.get(s, s)) for s in scopes],
             "business": record.business,
         },
+        returns_to=record.params.get("redirect_uri"),
     )
 
 
