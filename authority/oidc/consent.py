@@ -4,6 +4,7 @@ and revocable (OIDC Core §3.1.2.4)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -51,6 +52,32 @@ def grant_consent(
     consent.withdrawn_at = None
     session.flush()
     return consent
+
+
+@dataclass(frozen=True)
+class GivenConsent:
+    """A consent as the person sees it: which portal, which data, since when."""
+
+    client_id: str
+    portal: str
+    scopes: list[str]
+    granted_at: datetime
+
+
+def consents_of(session: Session, citizen: Citizen) -> list[GivenConsent]:
+    """The consents the person has given and not withdrawn, newest first."""
+    rows = session.execute(
+        select(Consent, OAuthClient.name)
+        .join(OAuthClient, OAuthClient.client_id == Consent.client_id)
+        .where(Consent.citizen_id == citizen.id, Consent.withdrawn_at.is_(None))
+        .order_by(Consent.granted_at.desc())
+    ).all()
+    return [
+        GivenConsent(
+            c.client_id, name, [s for s in c.scopes if s not in SILENT_SCOPES], c.granted_at
+        )
+        for c, name in rows
+    ]
 
 
 def withdraw_consent(session: Session, citizen: Citizen, client_id: str, now: datetime) -> bool:

@@ -186,6 +186,19 @@ CATALOGUE.add(
         },
         "login_error.code": {"zh": "错误代码", "en": "Error code"},
         "login_error.description": {"zh": "说明", "en": "Details"},
+        "consents.title": {"zh": "我的授权", "en": "Your consents"},
+        "consents.caption": {
+            "zh": "以下网站可以获取您的信息：",
+            "en": "These websites may receive your information:",
+        },
+        "consents.portal": {"zh": "网站", "en": "Website"},
+        "consents.data": {"zh": "信息", "en": "Information"},
+        "consents.since": {"zh": "授权日期", "en": "Since"},
+        "consents.withdraw": {"zh": "撤回授权", "en": "Withdraw"},
+        "consents.none": {
+            "zh": "您尚未向任何网站授权。",
+            "en": "You have not consented to any website.",
+        },
         "logout.title": {"zh": "退出登录", "en": "Log out"},
         "logout.intro": {
             "zh": "确定要退出统一身份认证吗？",

@@ -482,3 +482,75 @@ def test_logout_ends_the_session_and_its_tokens(http: TestClient, portal: Portal
         params={"client_id": portal.client_id, "post_logout_redirect_uri": "https://evil.example/"},
     )
     assert unregistered.status_code == 400
+
+
+def test_second_factor_and_step_up(http: TestClient, portal: Portal, database: Database) -> None:
+    from authority.identity import totp
+    from authority.identity.models import Citizen
+
+    with database.transaction() as session:
+        citizen = session.query(Citizen).filter_by(id_number=CITIZEN).one()
+        citizen.totp_secret = secret = totp.new_secret()
+    # Level low is enough for this request: the password alone completes it.
+    code, verifier = login_code(http, portal)
+    low = redeem(http, portal, code, verifier).json()
+    assert jwt.decode(low["id_token"], options={"verify_signature": False})["acr"].endswith("low")
+    # Asking for substantial forces a new login with the second factor.
+    verifier, challenge = pkce()
+    response = authorize(
+        http, portal, challenge, acr_values="http://eidas.europa.eu/LoA/substantial"
+    )
+    location = response.headers["location"]
+    assert location.startswith("/login?")
+    request_id = _query(location)["request"]
+    csrf = _csrf(http.get(location).text)
+    otp_page = http.post(
+        "/login",
+        data={"csrf": csrf, "request": request_id, "id_number": CITIZEN, "password": PASSWORD},
+    )
+    assert otp_page.status_code == 200
+    assert 'autocomplete="one-time-code"' in otp_page.text
+    wrong = http.post("/login/otp", data={"csrf": csrf, "request": request_id, "code": "12345x"})
+    assert wrong.status_code == 401
+    assert "the code is wrong or was already used" in wrong.text
+    done = http.post(
+        "/login/otp",
+        data={"csrf": csrf, "request": request_id, "code": totp.code_at(secret, utcnow())},
+    )
+    assert done.status_code == 303
+    code = _query(done.headers["location"])["code"]
+    claims = jwt.decode(
+        redeem(http, portal, code, verifier).json()["id_token"],
+        options={"verify_signature": False},
+    )
+    assert claims["acr"] == "http://eidas.europa.eu/LoA/substantial"
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_throttled_login_page(http: TestClient, portal: Portal) -> None:
+    _, challenge = pkce()
+    location = authorize(http, portal, challenge).headers["location"]
+    request_id = _query(location)["request"]
+    csrf = _csrf(http.get(location).text)
+    form = {"csrf": csrf, "request": request_id, "id_number": CITIZEN, "password": "wrong one"}
+    statuses = [http.post("/login", data=form).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 401, 429]
+    blocked = http.post("/login", data={**form, "password": PASSWORD})
+    assert blocked.status_code == 429
+    # The wait is 2 s from the fourth failure; a slow machine may already be past 1 s.
+    assert blocked.headers["retry-after"] in ("1", "2")
+    assert re.search(r"too many failed attempts; wait [12] seconds", blocked.text)
+
+
+def test_the_person_withdraws_a_consent(http: TestClient, portal: Portal) -> None:
+    login_code(http, portal)
+    listing = http.get("/account/consents", headers={"Accept-Language": "en"})
+    assert listing.status_code == 200
+    assert "Portal" in listing.text and "Your e-mail address" in listing.text
+    withdrawn = http.post(
+        "/account/consents", data={"csrf": _csrf(listing.text), "client_id": portal.client_id}
+    )
+    assert withdrawn.status_code == 303
+    _, challenge = pkce()
+    again = authorize(http, portal, challenge, prompt="none")
+    assert _query(again.headers["location"])["error"] == "consent_required"

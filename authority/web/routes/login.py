@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from authority.db.base import utcnow
 from authority.errors import AuthorityError
@@ -13,7 +13,7 @@ from authority.identity.accounts import mandates
 from authority.identity.models import Citizen
 from authority.oidc.authorize import AuthorizationEndpoint
 from authority.oidc.clients import find_client
-from authority.oidc.consent import grant_consent
+from authority.oidc.consent import consents_of, grant_consent, withdraw_consent
 from authority.oidc.scopes import SCOPES, parse_scope
 from authority.web.deps import WRITES, CurrentInstance, DbSession
 from authority.web.oauth import Server
@@ -232,3 +232,28 @@ def consent_submit(
     )
     endpoint.mark_consented(record)
     return step_response(request, endpoint.resume(request_id, login, decision=True))
+
+
+@router.get("/account/consents")
+def consents_page(request: Request, session: DbSession) -> Response:
+    """The portals the person has let receive data, each withdrawable."""
+    login = current_login(request, session)
+    citizen = session.get(Citizen, login.citizen_id) if login else None
+    if citizen is None:
+        return error_page(request, "login_required", "log in through a portal first", 401)
+    return page(request, "consents.html", {"consents": consents_of(session, citizen)})
+
+
+@router.post("/account/consents", dependencies=[WRITES])
+def consent_withdraw(
+    request: Request, session: DbSession, client_id: Field, csrf: OptionalField = None
+) -> Response:
+    """Withdraw a consent: the portal must ask again next time."""
+    if not csrf_ok(request, csrf):
+        return _forbidden(request)
+    login = current_login(request, session)
+    citizen = session.get(Citizen, login.citizen_id) if login else None
+    if citizen is None:
+        return error_page(request, "login_required", "log in through a portal first", 401)
+    withdraw_consent(session, citizen, client_id, utcnow())
+    return RedirectResponse("/account/consents", status_code=303)
