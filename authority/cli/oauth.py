@@ -57,6 +57,14 @@ cli.add_command(client_group)
 @click.option(
     "--require-par", is_flag=True, help="Accept only pushed authorization requests (RFC 9126)."
 )
+@click.option(
+    "--require-dpop", is_flag=True, help="Issue only DPoP-bound tokens (RFC 9449) to this client."
+)
+@click.option(
+    "--backchannel-logout-uri",
+    default=None,
+    help="Where logout tokens are posted when a person's session ends (OIDC Back-Channel Logout).",
+)
 def client_create_command(
     name: str,
     redirect_uris: tuple[str, ...],
@@ -67,6 +75,8 @@ def client_create_command(
     scopes: tuple[str, ...],
     post_logout_redirect_uris: tuple[str, ...],
     require_par: bool,
+    require_dpop: bool,
+    backchannel_logout_uri: str | None,
 ) -> None:
     """Register a client; its secret (if any) is shown once."""
     jwks = None
@@ -88,6 +98,8 @@ def client_create_command(
             jwks_uri=jwks_uri,
             post_logout_redirect_uris=post_logout_redirect_uris,
             require_par=require_par,
+            require_dpop=require_dpop,
+            backchannel_logout_uri=backchannel_logout_uri,
             now=utcnow(),
         )
         data = client.describe()

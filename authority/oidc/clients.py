@@ -84,6 +84,10 @@ def describe(record: OAuthClient) -> dict[str, Any]:
         data["post_logout_redirect_uris"] = list(record.post_logout_redirect_uris)
     if record.require_par:
         data["require_pushed_authorization_requests"] = True
+    if record.require_dpop:
+        data["dpop_bound_access_tokens"] = True
+    if record.backchannel_logout_uri:
+        data["backchannel_logout_uri"] = record.backchannel_logout_uri
     return data
 
 
@@ -130,6 +134,8 @@ def register_client(
     secret: str | None = None,
     post_logout_redirect_uris: Sequence[str] = (),
     require_par: bool = False,
+    require_dpop: bool = False,
+    backchannel_logout_uri: str | None = None,
 ) -> NewClient:
     """Validate and store a client; return it with its secret if it has one.
 
@@ -186,6 +192,10 @@ def register_client(
         created_at=now,
         post_logout_redirect_uris=[_check_redirect_uri(u) for u in post_logout_redirect_uris],
         require_par=require_par,
+        require_dpop=require_dpop,
+        backchannel_logout_uri=(
+            _check_redirect_uri(backchannel_logout_uri) if backchannel_logout_uri else None
+        ),
     )
     session.add(record)
     session.flush()

@@ -104,8 +104,14 @@ class _Issuing:
     def issue(
         self, authorized: Authorized, *, refresh: bool, family: str | None, expires_at: Any
     ) -> IssuedTokens:
-        """Tokens for ``authorized``; a refresh token (in ``family``) with ``refresh``."""
+        """Tokens for ``authorized``; a refresh token (in ``family``) with ``refresh``.
+
+        With a DPoP proof the tokens are bound to its key (RFC 9449 §5).
+        """
         provider = self.provider
+        if authorized.client.require_dpop and provider.dpop is None:
+            # RFC 9449 §5.2: a client registered for DPoP-bound tokens must prove a key.
+            raise InvalidRequestError(description="this client must send a DPoP proof")
         return issue_tokens(
             provider.session,
             provider.keystore,
@@ -116,6 +122,7 @@ class _Issuing:
             refresh=refresh,
             family=family,
             refresh_expires_at=expires_at,
+            dpop_jkt=provider.dpop.jkt if provider.dpop else None,
         )
 
 
@@ -274,6 +281,9 @@ class RefreshGrant(_Issuing, RefreshTokenGrant):  # type: ignore[misc]
         if person is None:
             raise InvalidGrantError(description="the session behind this token has ended")
         client: Client = self.request.client
+        # RFC 9449 §5: a bound refresh token is used only with a proof of the same key.
+        if record.dpop_jkt and (provider.dpop is None or provider.dpop.jkt != record.dpop_jkt):
+            raise InvalidGrantError(description="this refresh token is bound to another DPoP key")
         scopes = parse_scope(self.request.payload.scope) or list(record.scopes)
         authorized = Authorized(
             citizen=person.citizen,

@@ -99,6 +99,7 @@ def issue_tokens(
     refresh: bool,
     family: str | None = None,
     refresh_expires_at: datetime | None = None,
+    dpop_jkt: str | None = None,
 ) -> IssuedTokens:
     """Access token, ID token (with ``openid``) and, with ``refresh``, a refresh token."""
     client = authorized.client
@@ -107,6 +108,8 @@ def issue_tokens(
     extra: dict[str, Any] = {"jti": jti, "sid": authorized.session_id, "acr": authorized.acr}
     if authorized.business is not None:
         extra["business"] = authorized.business
+    if dpop_jkt is not None:
+        extra["cnf"] = {"jkt": dpop_jkt}  # RFC 9449 §6.1
     access, lifetime = issue_access_token(
         session,
         keystore,
@@ -119,7 +122,7 @@ def issue_tokens(
     )
     response: dict[str, Any] = {
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if dpop_jkt else "Bearer",
         "expires_in": lifetime,
         "scope": " ".join(authorized.scopes),
     }
@@ -151,6 +154,7 @@ def issue_tokens(
                 amr=list(authorized.amr),
                 issued_at=now,
                 expires_at=refresh_expires_at or now + timedelta(hours=8),
+                dpop_jkt=dpop_jkt,
             )
         )
         session.flush()

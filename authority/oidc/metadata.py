@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authority.identity.assurance import LEVELS
+from authority.oidc.dpop import DPOP_ALGORITHMS
 from authority.oidc.scopes import SCOPES
 from authority.oidc.server import TOKEN_ENDPOINT_AUTH_METHODS
 
@@ -65,5 +66,8 @@ def server_metadata(issuer: str) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_pushed_authorization_requests": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
         "service_documentation": f"{issuer}/docs",
     }

@@ -31,6 +31,10 @@ class OAuthClient(Base):
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
     # RFC 9126 §6: this client must push its authorization requests.
     require_par: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # RFC 9449 §5.2 dpop_bound_access_tokens: this client's tokens must be DPoP-bound.
+    require_dpop: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # OIDC Back-Channel Logout §2.2: where logout tokens are posted.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2048))
     # OIDC RP-Initiated Logout §3: where the client may be sent after logout (exact match).
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(
         JSON, default=list, server_default=text("'[]'")
@@ -145,6 +149,8 @@ class RefreshToken(Base):
     amr: Mapped[list[str]] = mapped_column(JSON)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    # RFC 9449 §5: the thumbprint of the key the token is bound to, if any.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
@@ -161,3 +167,16 @@ class Consent(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     granted_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]
+
+
+class UsedDPoPProof(Base):
+    """A DPoP proof already accepted: its jti is never accepted again for that key
+    (RFC 9449 §11.1); kept until the proof could no longer be fresh."""
+
+    __tablename__ = "used_dpop_proofs"
+    __table_args__ = (UniqueConstraint("jkt", "jti"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    jkt: Mapped[str] = mapped_column(String(64))
+    jti: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -9,7 +9,9 @@ and businesses and who represents which, count failed logins where every
 worker sees them, keep sessions it can end at logout, and remember
 authorization requests, codes, refresh token families and consents. Clients
 gain two registration fields: whether they must push authorization requests
-(RFC 9126) and where they may be sent after logout.
+(RFC 9126) or DPoP-bound tokens (RFC 9449), where their back-channel
+logout tokens go, and where people may be sent after logout. Used DPoP
+proofs are remembered so none is accepted twice.
 """
 
 import sqlalchemy as sa
@@ -70,6 +72,17 @@ def upgrade() -> None:
     sa.Column('blocked_until', UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttles'))
     )
+    op.create_table('used_dpop_proofs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('jkt', sa.String(length=64), nullable=False),
+    sa.Column('jti', sa.String(length=256), nullable=False),
+    sa.Column('expires_at', UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_used_dpop_proofs')),
+    sa.UniqueConstraint('jkt', 'jti', name=op.f('uq_used_dpop_proofs_jkt_jti'))
+    )
+    with op.batch_alter_table('used_dpop_proofs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_used_dpop_proofs_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('authorization_codes',
     sa.Column('code_hash', sa.String(length=64), nullable=False),
     sa.Column('client_id', sa.String(length=64), nullable=False),
@@ -141,6 +154,7 @@ def upgrade() -> None:
     sa.Column('amr', sa.JSON(), nullable=False),
     sa.Column('issued_at', UTCDateTime(), nullable=False),
     sa.Column('expires_at', UTCDateTime(), nullable=False),
+    sa.Column('dpop_jkt', sa.String(length=64), nullable=True),
     sa.Column('rotated_at', UTCDateTime(), nullable=True),
     sa.Column('revoked_at', UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['citizen_id'], ['citizens.id'], name=op.f('fk_refresh_tokens_citizen_id_citizens')),
@@ -170,6 +184,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
         batch_op.add_column(sa.Column('require_par', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('require_dpop', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('backchannel_logout_uri', sa.String(length=2048), nullable=True))
         batch_op.add_column(sa.Column('post_logout_redirect_uris', sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
 
 
@@ -177,6 +193,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
         batch_op.drop_column('post_logout_redirect_uris')
+        batch_op.drop_column('backchannel_logout_uri')
+        batch_op.drop_column('require_dpop')
         batch_op.drop_column('require_par')
 
     with op.batch_alter_table('representations', schema=None) as batch_op:
@@ -204,6 +222,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_authorization_codes_citizen_id'))
 
     op.drop_table('authorization_codes')
+    with op.batch_alter_table('used_dpop_proofs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_used_dpop_proofs_expires_at'))
+
+    op.drop_table('used_dpop_proofs')
     op.drop_table('login_throttles')
     op.drop_table('citizens')
     op.drop_table('businesses')

@@ -46,11 +46,21 @@ class Portal:
 
 @pytest.fixture
 def http(settings: Settings, instance: Instance) -> TestClient:
+    return browser(settings, instance)
+
+
+def browser(settings: Settings, instance: Instance) -> TestClient:
+    """The app over HTTP, keeping cookies like a browser, not following redirects."""
     return TestClient(create_app(settings, instance), base_url=ISSUER, follow_redirects=False)
 
 
 @pytest.fixture
 def citizen(database: Database) -> None:
+    seed_citizen(database)
+
+
+def seed_citizen(database: Database) -> None:
+    """The citizen (password alone) and the business they represent."""
     with database.transaction() as session:
         create_citizen(
             session,
@@ -153,7 +163,14 @@ def login_code(http: TestClient, portal: Portal, **params: str) -> tuple[str, st
     return query["code"], verifier
 
 
-def redeem(http: TestClient, portal: Portal, code: str, verifier: str, **extra: str) -> Any:
+def redeem(
+    http: TestClient,
+    portal: Portal,
+    code: str,
+    verifier: str,
+    headers: dict[str, str] | None = None,
+    **extra: str,
+) -> Any:
     return http.post(
         "/oauth/token",
         data={
@@ -164,6 +181,7 @@ def redeem(http: TestClient, portal: Portal, code: str, verifier: str, **extra: 
             **extra,
         },
         auth=portal.basic,
+        headers=headers or {},
     )
 
 

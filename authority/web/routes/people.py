@@ -7,10 +7,13 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 
 from authority.db.base import utcnow
 from authority.oidc.authorize import AuthorizationEndpoint
+from authority.oidc.backchannel import LogoutNotice, deliver, logout_notices
 from authority.oidc.bearer import authenticate
+from authority.oidc.dpop import authenticate_dpop
 from authority.oidc.grants import CODE_AUTH_METHODS
 from authority.oidc.logout import check_logout_request, log_out
 from authority.oidc.userinfo import userinfo as userinfo_claims
@@ -71,24 +74,36 @@ def pushed_authorization_request(oauth: OAuthRequest, server: Server) -> Respons
 
 @router.get(
     "/oauth/userinfo",
+    dependencies=[WRITES],
     summary="UserInfo (OIDC Core §5.3)",
     operation_id="userinfo_get",
 )
 @router.post(
     "/oauth/userinfo",
+    dependencies=[WRITES],
     summary="UserInfo (OIDC Core §5.3)",
     operation_id="userinfo_post",
 )
 def userinfo(request: Request, instance: CurrentInstance, session: DbSession) -> JSONResponse:
     """The claims the access token's scopes release; needs scope openid."""
-    token = authenticate(
-        session,
-        instance.keystore,
-        request.app.state.token_verifier,
-        request.headers.get("authorization"),
-        "openid",
-        utcnow(),
-    )
+    authorization = request.headers.get("authorization") or ""
+    verifier = request.app.state.token_verifier
+    if authorization.lower().startswith("dpop "):
+        token = authenticate_dpop(
+            session,
+            instance.keystore,
+            verifier,
+            authorization=authorization,
+            proof=request.headers.get("dpop"),
+            method=request.method,
+            url=f"{instance.settings.issuer}{request.url.path}",
+            scope="openid",
+            now=utcnow(),
+        )
+    else:
+        token = authenticate(
+            session, instance.keystore, verifier, authorization, "openid", utcnow()
+        )
     return JSONResponse(userinfo_claims(session, token), headers={"Cache-Control": "no-store"})
 
 
@@ -124,12 +139,24 @@ def logout(
     confirmed = request.method == "POST" and csrf_ok(request, params.get("csrf"))
     if login is not None and not confirmed and checked.hinted_sid != login.id:
         return page(request, "logout.html", {"params": params})
+    notices: list[LogoutNotice] = []
     if login is not None:
-        log_out(session, login, utcnow())
+        now = utcnow()
+        notices = logout_notices(
+            session,
+            instance.keystore,
+            instance.client_secret_key,
+            instance.settings.issuer,
+            login,
+            now,
+        )
+        log_out(session, login, now)
     response: Response
     if checked.redirect_to:
         response = RedirectResponse(checked.redirect_to, status_code=303)
     else:
         response = render(request, "logged_out.html")
     clear_session_cookie(request, response)
+    # Back-channel logout tokens go out once the session's end is committed.
+    response.background = BackgroundTask(deliver, notices) if notices else None
     return response
