@@ -37,6 +37,7 @@ from authority.errors import AuthorityError
 from authority.oidc.clients import Client, ClientSecretKey, find_client
 from authority.oidc.dpop import DPoPProof, InvalidDPoPProof, verify_proof
 from authority.oidc.grants import CodeGrant, RefreshGrant, S256Challenge
+from authority.oidc.issuance import find_refresh_token, revoke_family
 from authority.oidc.models import UsedClientAssertion
 from authority.oidc.scopes import parse_scope
 from authority.oidc.tokens import (
@@ -236,6 +237,8 @@ class Revocation(_TokenFinder, RevocationEndpoint):  # type: ignore[misc]
         token = self.authenticate_token(request, client)
         if token is not None:
             self.revoke_token(token, request)
+        else:
+            self.revoke_refresh_token(request.form.get("token"), client)
         return (
             200,
             {},
@@ -249,6 +252,12 @@ class Revocation(_TokenFinder, RevocationEndpoint):  # type: ignore[misc]
     def revoke_token(self, token: AccessToken, request: OAuth2Request) -> None:
         """Add the token to the revoked list until it would expire."""
         revoke_access_token(self.provider.session, token, self.provider.now)
+
+    def revoke_refresh_token(self, value: str | None, client: Client) -> None:
+        """§2: a refresh token of ``client`` is revoked with its whole family."""
+        record = find_refresh_token(self.provider.session, value or "")
+        if record is not None and record.client_id == client.client_id:
+            revoke_family(self.provider.session, record.family, self.provider.now)
 
 
 class Introspection(_TokenFinder, IntrospectionEndpoint):  # type: ignore[misc]

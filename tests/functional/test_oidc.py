@@ -572,3 +572,28 @@ def test_the_person_withdraws_a_consent(http: TestClient, portal: Portal) -> Non
     _, challenge = pkce()
     again = authorize(http, portal, challenge, prompt="none")
     assert _query(again.headers["location"])["error"] == "consent_required"
+
+
+def test_revoking_a_refresh_token_revokes_its_family(http: TestClient, portal: Portal) -> None:
+    code, verifier = login_code(http, portal)
+    tokens = redeem(http, portal, code, verifier).json()
+    rotated = http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=portal.basic,
+    ).json()
+    revoked = http.post(
+        "/oauth/revoke",
+        data={"token": rotated["refresh_token"], "token_type_hint": "refresh_token"},
+        auth=portal.basic,
+    )
+    assert revoked.status_code == 200
+    _token_error(
+        http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]},
+            auth=portal.basic,
+        ),
+        400,
+        "invalid_grant",
+    )

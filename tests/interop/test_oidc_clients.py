@@ -1,7 +1,7 @@
 """Authlib's OAuth 2.0 client (httpx), a library we did not write, logs the demo
 citizen into the demo portal against a live server: discovery, code + PKCE S256,
 the login form driven over real HTTP, ID token validation against the JWKS with
-Authlib's own OIDC claims rules, userinfo, refresh rotation and logout."""
+Authlib's own OIDC claims rules, userinfo, refresh rotation, revocation and logout."""
 
 from __future__ import annotations
 
@@ -127,6 +127,16 @@ def test_authlib_client_logs_the_demo_citizen_in(live: LiveAuthority) -> None:
         assert refreshed["refresh_token"] != token["refresh_token"]
         assert client.get(meta["userinfo_endpoint"]).status_code == 200
 
+        # RFC 7009 through the library: the refresh token (and its family) is revoked.
+        revoked = client.revoke_token(
+            meta["revocation_endpoint"],
+            token=refreshed["refresh_token"],
+            token_type_hint="refresh_token",
+        )
+        assert revoked.status_code == 200
+        with pytest.raises(Exception, match="invalid_grant"):
+            client.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
+
         bye = browser.get(
             meta["end_session_endpoint"],
             params={
@@ -138,6 +148,4 @@ def test_authlib_client_logs_the_demo_citizen_in(live: LiveAuthority) -> None:
         assert bye.status_code == 303
         assert bye.headers["location"] == "http://127.0.0.1:8001/?state=done"
         assert client.get(meta["userinfo_endpoint"]).status_code == 401
-        with pytest.raises(Exception, match="invalid_grant"):
-            client.refresh_token(meta["token_endpoint"])
     client.close()
