@@ -148,6 +148,10 @@ def register_client(
     if auth_method not in AUTH_METHODS:
         raise InvalidInput(f"auth method must be one of {', '.join(AUTH_METHODS)}")
     uris = [_check_redirect_uri(u) for u in redirect_uris]
+    # OIDC Core §8.1: without a sector_identifier_uri the sector is the redirect URIs'
+    # host, so they must share one, or the pairwise subject would depend on which is used.
+    if len({urlsplit(u).hostname for u in uris}) > 1:
+        raise InvalidInput("a client's redirect URIs must share one host (its pairwise sector)")
     grants = list(dict.fromkeys(grant_types)) or (
         ["authorization_code", "refresh_token"] if uris else ["client_credentials"]
     )

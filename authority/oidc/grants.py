@@ -5,6 +5,7 @@ store and find codes and refresh tokens, and issue our tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,13 @@ class _Issuing:
         return Person(citizen, login, business)
 
     def issue(
-        self, authorized: Authorized, *, refresh: bool, family: str | None, expires_at: Any
+        self,
+        authorized: Authorized,
+        *,
+        refresh: bool,
+        family: str | None,
+        expires_at: Any,
+        refresh_scopes: Sequence[str] | None = None,
     ) -> IssuedTokens:
         """Tokens for ``authorized``; a refresh token (in ``family``) with ``refresh``.
 
@@ -123,6 +130,7 @@ class _Issuing:
             family=family,
             refresh_expires_at=expires_at,
             dpop_jkt=provider.dpop.jkt if provider.dpop else None,
+            refresh_scopes=refresh_scopes,
         )
 
 
@@ -296,7 +304,11 @@ class RefreshGrant(_Issuing, RefreshTokenGrant):  # type: ignore[misc]
             business=record.business,
         )
         issued = self.issue(
-            authorized, refresh=True, family=record.family, expires_at=record.expires_at
+            authorized,
+            refresh=True,
+            family=record.family,
+            expires_at=record.expires_at,
+            refresh_scopes=record.scopes,
         )
         record.rotated_at = provider.now
         return 200, issued.response, self.TOKEN_RESPONSE_HEADER

@@ -100,8 +100,13 @@ def issue_tokens(
     family: str | None = None,
     refresh_expires_at: datetime | None = None,
     dpop_jkt: str | None = None,
+    refresh_scopes: Sequence[str] | None = None,
 ) -> IssuedTokens:
-    """Access token, ID token (with ``openid``) and, with ``refresh``, a refresh token."""
+    """Access token, ID token (with ``openid``) and, with ``refresh``, a refresh token.
+
+    ``refresh_scopes``: what the new refresh token keeps (RFC 6749 §6: the original
+    grant's scopes, even when this access token was narrowed).
+    """
     client = authorized.client
     subject = pairwise_subject(key, client, authorized.citizen)
     jti = secrets.token_urlsafe(16)
@@ -147,7 +152,7 @@ def issue_tokens(
                 client_id=client.client_id,
                 citizen_id=authorized.citizen.id,
                 session_id=authorized.session_id,
-                scopes=list(authorized.scopes),
+                scopes=list(refresh_scopes or authorized.scopes),
                 business=authorized.business,
                 auth_time=authorized.auth_time,
                 acr=authorized.acr,

@@ -597,3 +597,22 @@ def test_revoking_a_refresh_token_revokes_its_family(http: TestClient, portal: P
         400,
         "invalid_grant",
     )
+
+
+def test_a_narrowed_refresh_keeps_the_original_grant(http: TestClient, portal: Portal) -> None:
+    code, verifier = login_code(http, portal)
+    tokens = redeem(http, portal, code, verifier).json()
+
+    def refresh(token: str, **extra: str) -> Any:
+        return http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": token, **extra},
+            auth=portal.basic,
+        )
+
+    narrowed = refresh(tokens["refresh_token"], scope="openid")
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "openid"
+    wide = refresh(narrowed.json()["refresh_token"])
+    assert wide.json()["scope"] == "openid profile email"  # RFC 6749 §6
+    _token_error(refresh(wide.json()["refresh_token"], scope="openid phone"), 400, "invalid_scope")
