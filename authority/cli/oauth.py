@@ -11,6 +11,7 @@ from authority.cli.base import cli, command, emit, opened_instance
 from authority.db.base import utcnow
 from authority.errors import InvalidInput
 from authority.oidc.clients import register_client
+from authority.oidc.retention import purge_expired
 
 client_group = click.Group("client", help="OAuth clients: portals and agency back-ends.")
 cli.add_command(client_group)
@@ -107,3 +108,11 @@ def client_create_command(
     if "client_secret" in data:
         text.append(f"client_secret: {data['client_secret']} (shown once)")
     emit(data, "\n".join(text))
+
+
+@command(cli, "purge")
+def purge_command() -> None:
+    """Delete expired codes, sessions, refresh tokens, used proofs and old throttle counts."""
+    with opened_instance() as instance, instance.database.transaction() as session:
+        counts = purge_expired(session, utcnow())
+    emit(counts, "\n".join(f"{name}: {count} deleted" for name, count in counts.items()))

@@ -118,6 +118,7 @@ def test_demo_before_init_says_what_to_do(cli_env: dict[str, str], tmp_path: Pat
         ["citizen", "create"],
         ["citizen", "enrol-totp"],
         ["business", "create"],
+        ["purge"],
     ],
 )
 def test_every_command_has_help_and_json(command: list[str], tmp_path: Path) -> None:
