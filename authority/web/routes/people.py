@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Error
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
@@ -29,6 +29,12 @@ from authority.web.people import (
 )
 
 router = APIRouter(tags=["openid"])
+
+
+def _userinfo_writes(request: Request) -> None:
+    """A DPoP proof's jti is recorded (a write); bearer requests only read."""
+    if "dpop" in request.headers:
+        request.state.writes = True
 
 
 @router.get(
@@ -74,13 +80,13 @@ def pushed_authorization_request(oauth: OAuthRequest, server: Server) -> Respons
 
 @router.get(
     "/oauth/userinfo",
-    dependencies=[WRITES],
+    dependencies=[Depends(_userinfo_writes)],
     summary="UserInfo (OIDC Core §5.3)",
     operation_id="userinfo_get",
 )
 @router.post(
     "/oauth/userinfo",
-    dependencies=[WRITES],
+    dependencies=[Depends(_userinfo_writes)],
     summary="UserInfo (OIDC Core §5.3)",
     operation_id="userinfo_post",
 )
