@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authority.db.base import Base, utcnow
@@ -102,3 +102,32 @@ class LoginSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class Passkey(Base):
+    """A WebAuthn credential (passkey) of a citizen: a key pair held by their device."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    # base64url of the credential id the authenticator chose.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    # COSE public key (WebAuthn §6.5.1.1), as the authenticator gave it.
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+
+class WebAuthnChallenge(Base):
+    """A challenge handed to a browser for one registration or login ceremony."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    challenge: Mapped[str] = mapped_column(String(128))
+    # register: for this citizen; login: anyone (discoverable credentials).
+    purpose: Mapped[str] = mapped_column(String(16))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

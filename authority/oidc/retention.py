@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from authority.identity.models import LoginSession, LoginThrottle
+from authority.identity.models import LoginSession, LoginThrottle, WebAuthnChallenge
 from authority.identity.throttle import ACCOUNT_POLICY, ADDRESS_POLICY
 from authority.oidc.models import (
     AuthorizationCode,
@@ -63,6 +63,7 @@ def purge_expired(session: Session, now: datetime) -> dict[str, int]:
             UsedClientAssertion.expires_at <= now
         ),
         "revoked_tokens": delete(RevokedToken).where(RevokedToken.expires_at <= now),
+        "webauthn_challenges": delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at <= now),
     }
     counts = {}
     for name, statement in statements.items():

@@ -147,6 +147,17 @@ CATALOGUE.add(
         "login.id_number": {"zh": "居民身份证号码", "en": "Resident identity number"},
         "login.password": {"zh": "密码", "en": "Password"},
         "login.submit": {"zh": "登录", "en": "Log in"},
+        "login.passkey": {"zh": "使用通行密钥登录", "en": "Log in with a passkey"},
+        "passkeys.title": {"zh": "通行密钥", "en": "Passkeys"},
+        "passkeys.count": {
+            "zh": "您已登记 {count} 个通行密钥。",
+            "en": "You have {count} passkey(s).",
+        },
+        "passkeys.intro": {
+            "zh": "通行密钥保存在您的设备中，登录时无需输入密码。",
+            "en": "A passkey stays on your device and lets you log in without a password.",
+        },
+        "passkeys.add": {"zh": "添加通行密钥", "en": "Add a passkey"},
         "otp.title": {"zh": "动态验证码", "en": "One-time code"},
         "otp.intro": {
             "zh": "请输入身份验证器应用显示的 6 位数字。",

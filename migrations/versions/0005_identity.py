@@ -5,10 +5,11 @@ Revises: 0004
 Create Date: 2026-12-01
 
 People log in to portals through Authority: the provider must know citizens
-and businesses and who represents which, count failed logins where every
+and businesses and who represents which, their passkeys and the WebAuthn
+challenges in flight, count failed logins where every
 worker sees them, keep sessions it can end at logout, and remember
 authorization requests, codes, refresh token families and consents. Clients
-gain two registration fields: whether they must push authorization requests
+gain registration fields: whether they must push authorization requests
 (RFC 9126) or DPoP-bound tokens (RFC 9449), where their back-channel
 logout tokens go, and where people may be sent after logout. Used DPoP
 proofs are remembered so none is accepted twice.
@@ -141,6 +142,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_login_sessions_citizen_id'), ['citizen_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_login_sessions_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('passkeys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('citizen_id', sa.Integer(), nullable=False),
+    sa.Column('credential_id', sa.String(length=1400), nullable=False),
+    sa.Column('public_key', sa.LargeBinary(), nullable=False),
+    sa.Column('sign_count', sa.Integer(), nullable=False),
+    sa.Column('created_at', UTCDateTime(), nullable=False),
+    sa.Column('last_used_at', UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['citizen_id'], ['citizens.id'], name=op.f('fk_passkeys_citizen_id_citizens')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_passkeys')),
+    sa.UniqueConstraint('credential_id', name=op.f('uq_passkeys_credential_id'))
+    )
+    with op.batch_alter_table('passkeys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_passkeys_citizen_id'), ['citizen_id'], unique=False)
+
     op.create_table('refresh_tokens',
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('family', sa.String(length=43), nullable=False),
@@ -182,6 +198,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_representations_business_id'), ['business_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_representations_citizen_id'), ['citizen_id'], unique=False)
 
+    op.create_table('webauthn_challenges',
+    sa.Column('id', sa.String(length=43), nullable=False),
+    sa.Column('challenge', sa.String(length=128), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('citizen_id', sa.Integer(), nullable=True),
+    sa.Column('expires_at', UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['citizen_id'], ['citizens.id'], name=op.f('fk_webauthn_challenges_citizen_id_citizens')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webauthn_challenges'))
+    )
+    with op.batch_alter_table('webauthn_challenges', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webauthn_challenges_expires_at'), ['expires_at'], unique=False)
+
     with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
         batch_op.add_column(sa.Column('require_par', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('require_dpop', sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -197,6 +225,10 @@ def downgrade() -> None:
         batch_op.drop_column('require_dpop')
         batch_op.drop_column('require_par')
 
+    with op.batch_alter_table('webauthn_challenges', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webauthn_challenges_expires_at'))
+
+    op.drop_table('webauthn_challenges')
     with op.batch_alter_table('representations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_representations_citizen_id'))
         batch_op.drop_index(batch_op.f('ix_representations_business_id'))
@@ -208,6 +240,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_citizen_id'))
 
     op.drop_table('refresh_tokens')
+    with op.batch_alter_table('passkeys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_passkeys_citizen_id'))
+
+    op.drop_table('passkeys')
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_login_sessions_expires_at'))
         batch_op.drop_index(batch_op.f('ix_login_sessions_citizen_id'))

@@ -73,6 +73,7 @@ def test_purge_keeps_what_can_still_be_used(database: Database) -> None:
             "used_dpop_proofs": 1,
             "used_client_assertions": 0,
             "revoked_tokens": 1,
+            "webauthn_challenges": 0,
         }
         session.expire_all()
         assert session.get(LoginSession, live_id) is not None
