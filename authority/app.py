@@ -24,7 +24,17 @@ from authority.web.middleware import (
 )
 from authority.web.pages import router as pages_router
 from authority.web.problems import install_problem_handlers
-from authority.web.routes import docs, licences, oauth, operations, pki, verify
+from authority.web.routes import (
+    docs,
+    licences,
+    login,
+    oauth,
+    operations,
+    passkeys,
+    people,
+    pki,
+    verify,
+)
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -60,6 +70,9 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(pki.router)
     app.include_router(oauth.router)
+    app.include_router(people.router)
+    app.include_router(login.router)
+    app.include_router(passkeys.router)
     app.include_router(licences.router)
     app.include_router(verify.router)
     app.include_router(pages_router)

@@ -1,8 +1,8 @@
 """`authority demo`: seed a demonstration data set, idempotently, and describe it.
 
-The printed shape is the DESIGN.md contract. Parts appear as the capabilities
-behind them exist: the citizen and business entries and the agency's licence
-type arrive with the identity and licence work.
+The printed shape is the DESIGN.md contract: the citizen (who logs in with
+a password alone), the business that citizen represents, the portal client,
+and the agency with its licence type.
 
 Demo secrets are derived from the installation's client-secret key (HMAC of a
 fixed label), so a second run prints the same credentials while the database
@@ -23,6 +23,8 @@ from authority.agencies.models import Agency
 from authority.agencies.service import create_agency
 from authority.bootstrap import pki_for, require_initialised
 from authority.db.base import utcnow
+from authority.identity.accounts import create_business, create_citizen
+from authority.identity.models import Business, Citizen
 from authority.instance import Instance
 from authority.licences.models import LicenceType
 from authority.licences.service import create_licence_type
@@ -37,8 +39,11 @@ DEMO_AGENCY_CODE = "DEMO"
 DEMO_AGENCY_NAME = "Demonstration Licensing Agency"
 DEMO_PORTAL_NAME = "Demonstration Portal"
 DEMO_PORTAL_REDIRECT = "http://127.0.0.1:8001/callback"
+DEMO_PORTAL_LOGGED_OUT = "http://127.0.0.1:8001/"
 DEMO_CITIZEN_ID = "11010519491231002X"  # GB 11643's own sample number
 DEMO_CITIZEN_NAME = "张三"
+DEMO_BUSINESS_USCC = "91350100M000100Y43"  # GB 32100's widely cited sample code
+DEMO_BUSINESS_NAME = "演示科技有限公司"
 DEMO_LICENCE_TYPE = "DEMO-PERMIT"
 DEMO_LICENCE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -74,6 +79,7 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
     key = instance.client_secret_key
     portal_secret = _demo_secret(key, "portal")
     agency_secret = _demo_secret(key, "agency")
+    citizen_password = _demo_secret(key, "citizen")
     with instance.database.transaction() as session:
         now = utcnow()
         pki = pki_for(instance, session)
@@ -92,10 +98,29 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
                 name=DEMO_PORTAL_NAME,
                 redirect_uris=[DEMO_PORTAL_REDIRECT],
                 scopes=["openid", "profile", "email", "phone", "business"],
+                post_logout_redirect_uris=[DEMO_PORTAL_LOGGED_OUT],
                 now=now,
                 secret=portal_secret,
             ).record
         assert agency_client is not None
+        if session.scalar(select(Citizen).where(Citizen.id_number == DEMO_CITIZEN_ID)) is None:
+            create_citizen(
+                session,
+                instance.authenticator.hasher,
+                id_number=DEMO_CITIZEN_ID,
+                name=DEMO_CITIZEN_NAME,
+                password=citizen_password,
+                password_only=True,
+                now=now,
+            )
+        if session.scalar(select(Business).where(Business.uscc == DEMO_BUSINESS_USCC)) is None:
+            create_business(
+                session,
+                uscc=DEMO_BUSINESS_USCC,
+                name=DEMO_BUSINESS_NAME,
+                representative=DEMO_CITIZEN_ID,
+                now=now,
+            )
         if session.scalar(select(LicenceType).where(LicenceType.code == DEMO_LICENCE_TYPE)) is None:
             create_licence_type(
                 session,
@@ -109,6 +134,8 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
             )
         return {
             "issuer": instance.settings.issuer,
+            "citizen": {"username": DEMO_CITIZEN_ID, "password": citizen_password},
+            "business": {"uscc": DEMO_BUSINESS_USCC, "name": DEMO_BUSINESS_NAME},
             "portal": {
                 "client_id": portal.client_id,
                 "client_secret": portal_secret,

@@ -16,6 +16,9 @@ from authority.config import Environment, KeyStoreKind, Settings
 from authority.db.migrate import current_revision, head_revision
 from authority.db.session import Database
 from authority.errors import AuthorityError, Unavailable
+from authority.identity.login import Authenticator
+from authority.identity.passwords import PasswordHasher
+from authority.identity.throttle import Throttle
 from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
@@ -91,6 +94,7 @@ class Instance:
         self.database = database
         self._keystore = keystore
         self._client_secret_key: ClientSecretKey | None = None
+        self._authenticator: Authenticator | None = None
 
     @property
     def client_secret_key(self) -> ClientSecretKey:
@@ -98,6 +102,14 @@ class Instance:
         if self._client_secret_key is None:
             self._client_secret_key = ClientSecretKey(_client_secret_key(self.settings.keys_dir))
         return self._client_secret_key
+
+    @property
+    def authenticator(self) -> Authenticator:
+        """Password and second-factor checks, throttled (built on first use)."""
+        if self._authenticator is None:
+            throttle = Throttle(self.client_secret_key.digest)
+            self._authenticator = Authenticator(PasswordHasher(), throttle)
+        return self._authenticator
 
     @property
     def keystore(self) -> KeyStore:

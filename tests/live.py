@@ -109,6 +109,7 @@ def serve_initialised(
     tmp_path_factory: pytest.TempPathFactory,
     variant: str,
     workers: int = 1,
+    host: str = "127.0.0.1",
 ) -> Iterator[LiveAuthority]:
     """Run `authority init` then serve, for a ``keystore-database`` variant such as
     ``file-sqlite`` or ``pkcs11-postgresql``; stop the server afterwards."""
@@ -116,7 +117,9 @@ def serve_initialised(
     workdir = tmp_path_factory.mktemp(variant)
     port = free_port()
     env = {
-        "AUTHORITY_ISSUER": f"http://127.0.0.1:{port}",
+        # ``host`` names the issuer (e.g. localhost: WebAuthn refuses IP addresses);
+        # the server listens on 127.0.0.1 either way.
+        "AUTHORITY_ISSUER": f"http://{host}:{port}",
         "AUTHORITY_KEYS_DIR": str(workdir / "keys"),
         "AUTHORITY_VAR_DIR": str(workdir / "var"),
     }
@@ -137,7 +140,7 @@ def serve_initialised(
     else:
         env["AUTHORITY_KEYSTORE_PASSPHRASE"] = PASSPHRASE
     authority = LiveAuthority(
-        url=f"http://127.0.0.1:{port}", env=clean_environment(env), workdir=workdir
+        url=f"http://{host}:{port}", env=clean_environment(env), workdir=workdir
     )
     authority.cli("init")
     authority.start(workers)

@@ -6,7 +6,14 @@ user can act on, 2 for a usage error, 70 for an unexpected failure. One
 module per area registers its commands on the group in :mod:`authority.cli.base`.
 """
 
-from authority.cli import licences, oauth, pki, setup, verify  # noqa: F401 - they register commands
+from authority.cli import (  # noqa: F401 - they register commands
+    identity,
+    licences,
+    oauth,
+    pki,
+    setup,
+    verify,
+)
 from authority.cli.base import cli, main
 
 __all__ = ["cli", "main"]

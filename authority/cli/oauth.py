@@ -11,6 +11,7 @@ from authority.cli.base import cli, command, emit, opened_instance
 from authority.db.base import utcnow
 from authority.errors import InvalidInput
 from authority.oidc.clients import register_client
+from authority.oidc.retention import purge_expired
 
 client_group = click.Group("client", help="OAuth clients: portals and agency back-ends.")
 cli.add_command(client_group)
@@ -48,6 +49,23 @@ cli.add_command(client_group)
     "URIs, else client_credentials.",
 )
 @click.option("--scope", "scopes", multiple=True, help="Repeatable: a scope the client may ask.")
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="Repeatable: where the client may send people after logout (exact match).",
+)
+@click.option(
+    "--require-par", is_flag=True, help="Accept only pushed authorization requests (RFC 9126)."
+)
+@click.option(
+    "--require-dpop", is_flag=True, help="Issue only DPoP-bound tokens (RFC 9449) to this client."
+)
+@click.option(
+    "--backchannel-logout-uri",
+    default=None,
+    help="Where logout tokens are posted when a person's session ends (OIDC Back-Channel Logout).",
+)
 def client_create_command(
     name: str,
     redirect_uris: tuple[str, ...],
@@ -56,6 +74,10 @@ def client_create_command(
     jwks_file: Any,
     grant_types: tuple[str, ...],
     scopes: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
+    require_par: bool,
+    require_dpop: bool,
+    backchannel_logout_uri: str | None,
 ) -> None:
     """Register a client; its secret (if any) is shown once."""
     jwks = None
@@ -75,6 +97,10 @@ def client_create_command(
             scopes=scopes,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            require_par=require_par,
+            require_dpop=require_dpop,
+            backchannel_logout_uri=backchannel_logout_uri,
             now=utcnow(),
         )
         data = client.describe()
@@ -82,3 +108,11 @@ def client_create_command(
     if "client_secret" in data:
         text.append(f"client_secret: {data['client_secret']} (shown once)")
     emit(data, "\n".join(text))
+
+
+@command(cli, "purge")
+def purge_command() -> None:
+    """Delete expired codes, sessions, refresh tokens, used proofs and old throttle counts."""
+    with opened_instance() as instance, instance.database.transaction() as session:
+        counts = purge_expired(session, utcnow())
+    emit(counts, "\n".join(f"{name}: {count} deleted" for name, count in counts.items()))

@@ -113,6 +113,9 @@ def authenticate(
         access = verifier.verify(session, keystore, token, now)
     except InvalidAccessToken as exc:
         raise InvalidToken(exc.detail) from None
+    if "cnf" in access.claims:
+        # RFC 9449 §7.2: a DPoP-bound token is not a bearer token.
+        raise InvalidToken("this token is DPoP-bound: send it with the DPoP scheme and a proof")
     if not access.has_scope(scope):
         raise InsufficientScope(scope)
     return access

@@ -80,6 +80,14 @@ def describe(record: OAuthClient) -> dict[str, Any]:
         data["jwks"] = record.jwks
     if record.jwks_uri is not None:
         data["jwks_uri"] = record.jwks_uri
+    if record.post_logout_redirect_uris:
+        data["post_logout_redirect_uris"] = list(record.post_logout_redirect_uris)
+    if record.require_par:
+        data["require_pushed_authorization_requests"] = True
+    if record.require_dpop:
+        data["dpop_bound_access_tokens"] = True
+    if record.backchannel_logout_uri:
+        data["backchannel_logout_uri"] = record.backchannel_logout_uri
     return data
 
 
@@ -124,6 +132,10 @@ def register_client(
     agency: Agency | None = None,
     now: datetime,
     secret: str | None = None,
+    post_logout_redirect_uris: Sequence[str] = (),
+    require_par: bool = False,
+    require_dpop: bool = False,
+    backchannel_logout_uri: str | None = None,
 ) -> NewClient:
     """Validate and store a client; return it with its secret if it has one.
 
@@ -136,6 +148,10 @@ def register_client(
     if auth_method not in AUTH_METHODS:
         raise InvalidInput(f"auth method must be one of {', '.join(AUTH_METHODS)}")
     uris = [_check_redirect_uri(u) for u in redirect_uris]
+    # OIDC Core §8.1: without a sector_identifier_uri the sector is the redirect URIs'
+    # host, so they must share one, or the pairwise subject would depend on which is used.
+    if len({urlsplit(u).hostname for u in uris}) > 1:
+        raise InvalidInput("a client's redirect URIs must share one host (its pairwise sector)")
     grants = list(dict.fromkeys(grant_types)) or (
         ["authorization_code", "refresh_token"] if uris else ["client_credentials"]
     )
@@ -178,6 +194,12 @@ def register_client(
         jwks_uri=jwks_uri,
         agency_id=agency.id if agency else None,
         created_at=now,
+        post_logout_redirect_uris=[_check_redirect_uri(u) for u in post_logout_redirect_uris],
+        require_par=require_par,
+        require_dpop=require_dpop,
+        backchannel_logout_uri=(
+            _check_redirect_uri(backchannel_logout_uri) if backchannel_logout_uri else None
+        ),
     )
     session.add(record)
     session.flush()

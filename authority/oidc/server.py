@@ -35,6 +35,9 @@ from sqlalchemy.orm import Session
 
 from authority.errors import AuthorityError
 from authority.oidc.clients import Client, ClientSecretKey, find_client
+from authority.oidc.dpop import DPoPProof, InvalidDPoPProof, verify_proof
+from authority.oidc.grants import CodeGrant, RefreshGrant, S256Challenge
+from authority.oidc.issuance import find_refresh_token, revoke_family
 from authority.oidc.models import UsedClientAssertion
 from authority.oidc.scopes import parse_scope
 from authority.oidc.tokens import (
@@ -76,6 +79,8 @@ class Provider:
     secret_key: ClientSecretKey
     verifier: TokenVerifier
     now: datetime
+    #: The request's verified DPoP proof (RFC 9449), when it sent one.
+    dpop: DPoPProof | None = None
 
     @property
     def token_endpoint(self) -> str:
@@ -103,6 +108,12 @@ def check_form(request: OAuth2Request) -> None:
     repeated = sorted(k for k, values in request.payload.datalist.items() if len(values) > 1)
     if repeated:
         raise InvalidRequestError(description=f"parameter repeated: {', '.join(repeated)}")
+
+
+class InvalidDPoPProofError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 §5: the token request's DPoP proof is not acceptable."""
+
+    error = "invalid_dpop_proof"
 
 
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
@@ -226,6 +237,8 @@ class Revocation(_TokenFinder, RevocationEndpoint):  # type: ignore[misc]
         token = self.authenticate_token(request, client)
         if token is not None:
             self.revoke_token(token, request)
+        else:
+            self.revoke_refresh_token(request.form.get("token"), client)
         return (
             200,
             {},
@@ -239,6 +252,12 @@ class Revocation(_TokenFinder, RevocationEndpoint):  # type: ignore[misc]
     def revoke_token(self, token: AccessToken, request: OAuth2Request) -> None:
         """Add the token to the revoked list until it would expire."""
         revoke_access_token(self.provider.session, token, self.provider.now)
+
+    def revoke_refresh_token(self, value: str | None, client: Client) -> None:
+        """§2: a refresh token of ``client`` is revoked with its whole family."""
+        record = find_refresh_token(self.provider.session, value or "")
+        if record is not None and record.client_id == client.client_id:
+            revoke_family(self.provider.session, record.family, self.provider.now)
 
 
 class Introspection(_TokenFinder, IntrospectionEndpoint):  # type: ignore[misc]
@@ -287,6 +306,8 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=None)
         self.provider = provider
         self.register_grant(ClientCredentials)
+        self.register_grant(CodeGrant, [S256Challenge(required=True)])
+        self.register_grant(RefreshGrant)
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(provider))
         self.register_endpoint(Revocation(provider))
         self.register_endpoint(Introspection(provider))
@@ -299,9 +320,28 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
             check_form(request)
             if not request.payload.grant_type:
                 raise InvalidRequestError(description="grant_type is required")
+            self._check_dpop(request)
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
+
+    def _check_dpop(self, request: OAuth2Request) -> None:
+        """RFC 9449 §5: a DPoP header at the token endpoint must be one valid proof."""
+        proofs = request.headers.getlist("dpop") if hasattr(request.headers, "getlist") else []
+        if not proofs:
+            return
+        if len(proofs) > 1:
+            raise InvalidDPoPProofError(description="send exactly one DPoP header")
+        try:
+            self.provider.dpop = verify_proof(
+                self.provider.session,
+                proofs[0],
+                method="POST",
+                url=self.provider.token_endpoint,
+                now=self.provider.now,
+            )
+        except InvalidDPoPProof as exc:
+            raise InvalidDPoPProofError(description=exc.detail) from None
 
     def create_endpoint_response(self, name: str, request: OAuth2Request | None = None) -> Any:
         """Check the form first (introspection, revocation)."""

@@ -127,5 +127,22 @@ def to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     return response
 
 
+async def authorization_request(request: Request) -> FormRequest:
+    """An authorization request: its parameters from the query (GET) or the form (POST)."""
+    if request.method == "POST":
+        return await oauth_request(request)
+    issuer = request.app.state.instance.settings.issuer
+    values = list(request.query_params.multi_items())
+    return FormRequest(
+        "GET",
+        f"{issuer}{request.url.path}",
+        request.headers,
+        FormPayload(values),
+        dict(request.query_params),
+        is_form=False,
+    )
+
+
 OAuthRequest = Annotated[FormRequest, Depends(oauth_request)]
+AuthorizeRequest = Annotated[FormRequest, Depends(authorization_request)]
 Server = Annotated[AuthorityServer, Depends(authorization_server)]

@@ -82,6 +82,12 @@ def test_demo_is_idempotent_and_follows_the_contract(
     assert first.stdout == second.stdout
     demo = json.loads(first.stdout)
     assert demo["issuer"] == "http://127.0.0.1:8000"
+    assert set(demo) == {"issuer", "citizen", "business", "portal", "agency"}
+    assert demo["citizen"]["username"] == "11010519491231002X"
+    assert len(demo["citizen"]["password"]) >= 32
+    assert demo["business"] == {"uscc": "91350100M000100Y43", "name": "演示科技有限公司"}
+    assert demo["portal"]["redirect_uris"] == ["http://127.0.0.1:8001/callback"]
+    assert demo["agency"]["licence_example"]["holder"]["id"] == demo["citizen"]["username"]
     assert demo["agency"]["code"] == "DEMO"
     keys = json.loads(run(["keys", "list", "--json"], cli_env, tmp_path).stdout)["keys"]
     demo_seal = [k for k in keys if any(c["name"] == "DEMO" for c in k["certificates"])]
@@ -109,6 +115,10 @@ def test_demo_before_init_says_what_to_do(cli_env: dict[str, str], tmp_path: Pat
         ["seal", "rotate"],
         ["seal", "revoke"],
         ["keys", "list"],
+        ["citizen", "create"],
+        ["citizen", "enrol-totp"],
+        ["business", "create"],
+        ["purge"],
     ],
 )
 def test_every_command_has_help_and_json(command: list[str], tmp_path: Path) -> None:
@@ -266,3 +276,81 @@ def test_serve_answers_and_stops_gracefully(cli_env: dict[str, str], tmp_path: P
     access = [line for line in lines if line["logger"] == "authority.access"]
     assert access and access[0]["route"] == "/readyz"
     assert len(access[0]["request_id"]) == 16
+
+
+def test_citizen_and_business_create(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run(["init"], cli_env, tmp_path).returncode == 0
+    created = run(
+        [
+            "citizen",
+            "create",
+            "--id-number",
+            "11010519491231002x",
+            "--name",
+            "张三",
+            "--password-stdin",
+            "--json",
+        ],
+        cli_env,
+        tmp_path,
+        input_text="correct horse battery\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout) == {
+        "id_number": "11010519491231002X",
+        "name": "张三",
+        "email": None,
+        "phone": None,
+        "password": True,
+        "second_factor_required": True,
+    }
+    again = run(
+        ["citizen", "create", "--id-number", "11010519491231002X", "--name", "x"], cli_env, tmp_path
+    )
+    assert again.returncode == 1
+    assert again.stderr == (
+        "authority: error: a citizen with identity number 11010519491231002X already exists\n"
+    )
+    business = run(
+        [
+            "business",
+            "create",
+            "--uscc",
+            "91350100M000100Y43",
+            "--name",
+            "演示科技有限公司",
+            "--representative",
+            "11010519491231002X",
+            "--valid-until",
+            "2030-12-31",
+            "--json",
+        ],
+        cli_env,
+        tmp_path,
+    )
+    assert business.returncode == 0, business.stderr
+    data = json.loads(business.stdout)
+    assert data["uscc"] == "91350100M000100Y43"
+    assert data["representative"]["role"] == "legal_representative"
+    assert data["representative"]["valid_until"] == "2031-01-01T00:00:00+00:00"
+    bad = run(
+        [
+            "business",
+            "create",
+            "--uscc",
+            "91350100M000100Y44",
+            "--name",
+            "x",
+            "--representative",
+            "11010519491231002X",
+        ],
+        cli_env,
+        tmp_path,
+    )
+    assert bad.returncode == 1
+    assert "expected 3 (GB 32100)" in bad.stderr
+    enrolled = run(
+        ["citizen", "enrol-totp", "--id-number", "11010519491231002X", "--json"], cli_env, tmp_path
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert json.loads(enrolled.stdout)["otpauth_uri"].startswith("otpauth://totp/")

@@ -88,3 +88,16 @@ def test_refusals_say_why(
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
         _register(instance, database, **options)
+
+
+def test_redirect_uris_share_one_host_for_the_pairwise_sector(
+    database: Database, instance: Instance
+) -> None:
+    with database.transaction() as session, pytest.raises(InvalidInput, match="share one host"):
+        register_client(
+            session,
+            instance.client_secret_key,
+            name="Two hosts",
+            redirect_uris=["https://a.example.gov/cb", "https://b.example.gov/cb"],
+            now=utcnow(),
+        )

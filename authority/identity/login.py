@@ -1,0 +1,186 @@
+"""Logging a person in: password, then the second factor, into a provider session.
+
+Failures never say whether the account exists: an unknown identity number and
+a wrong password get the same answer after the same argon2 work, and both
+count against the throttle. A failure is recorded (flushed) before the error
+is raised; the caller's unit of work must still commit it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authority.errors import AuthorityError
+from authority.identity import totp
+from authority.identity.assurance import AMR_MFA, AMR_OTP, AMR_PASSWORD, level_of
+from authority.identity.identifiers import InvalidIdentifier, validate_resident_id
+from authority.identity.models import Citizen, LoginSession
+from authority.identity.passwords import PasswordHasher
+from authority.identity.throttle import Throttle
+
+SESSION_LIFETIME = timedelta(hours=8)
+# The time a person has to enter the second factor after the password.
+PENDING_LIFETIME = timedelta(minutes=5)
+
+
+class LoginFailed(AuthorityError):
+    """The identity number or the password is wrong (which one is not said)."""
+
+    slug = "login-failed"
+    title = "Login failed"
+    status = 401
+
+
+class SecondFactorFailed(AuthorityError):
+    """The one-time code is wrong, expired, or was already used."""
+
+    slug = "second-factor-failed"
+    title = "Second factor failed"
+    status = 401
+
+
+class SecondFactorMissing(AuthorityError):
+    """The account needs a second factor and has none enrolled."""
+
+    slug = "second-factor-missing"
+    title = "Second factor not enrolled"
+    status = 403
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    """A provider session and the secret the browser's cookie carries."""
+
+    record: LoginSession
+    cookie: str
+
+    @property
+    def complete(self) -> bool:
+        """Whether every factor the account needs was given."""
+        return not self.record.pending_factor
+
+
+def _token_hash(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode("ascii", "replace")).hexdigest()
+
+
+class Authenticator:
+    """Password and TOTP checks with throttling, producing provider sessions."""
+
+    def __init__(self, hasher: PasswordHasher, throttle: Throttle) -> None:
+        self.hasher = hasher
+        self.throttle = throttle
+
+    def password(
+        self,
+        session: Session,
+        *,
+        id_number: str,
+        password: str,
+        address: str | None,
+        now: datetime,
+        step_up: bool = False,
+    ) -> StartedSession:
+        """Check a password; a session pending the second factor when one is needed.
+
+        ``step_up``: the request asks for more than level low, so an enrolled
+        second factor is asked for even where the account does not require it.
+        """
+        keys = self.throttle.keys(id_number, address)
+        self.throttle.check(session, keys, now)
+        citizen: Citizen | None = None
+        try:
+            number = validate_resident_id(id_number)
+        except InvalidIdentifier:
+            number = None
+        if number is not None:
+            citizen = session.scalar(
+                select(Citizen).where(Citizen.id_number == number, Citizen.disabled_at.is_(None))
+            )
+        stored = citizen.password_hash if citizen is not None else None
+        if not self.hasher.verify(stored, password) or citizen is None:
+            self.throttle.record_failure(session, keys, now)
+            raise LoginFailed("the identity number or the password is wrong")
+        self.throttle.record_success(session, keys)
+        if citizen.password_hash and self.hasher.needs_rehash(citizen.password_hash):
+            citizen.password_hash = self.hasher.hash(password)
+        if citizen.password_only and not (step_up and citizen.totp_secret):
+            return start_session(session, citizen, [AMR_PASSWORD], now)
+        if citizen.totp_secret is None:
+            raise SecondFactorMissing(
+                "this account needs a second factor and has none: ask the help desk to enrol one"
+            )
+        return start_session(session, citizen, [AMR_PASSWORD], now, pending=True)
+
+    def one_time_code(
+        self,
+        session: Session,
+        login: LoginSession,
+        *,
+        code: str,
+        address: str | None,
+        now: datetime,
+    ) -> StartedSession:
+        """Check the TOTP code of a pending session; a new, complete session if right."""
+        citizen = session.get(Citizen, login.citizen_id, with_for_update=True)
+        if citizen is None or citizen.totp_secret is None or not login.pending_factor:
+            raise SecondFactorFailed("there is no second factor to give for this login")
+        keys = self.throttle.keys(citizen.id_number, address)
+        self.throttle.check(session, keys, now)
+        step = totp.matching_step(citizen.totp_secret, code, now, citizen.totp_last_step)
+        if step is None:
+            self.throttle.record_failure(session, keys, now)
+            raise SecondFactorFailed("the code is wrong or was already used")
+        self.throttle.record_success(session, keys)
+        citizen.totp_last_step = step
+        # A new session id once fully authenticated (no session fixation).
+        login.ended_at = now
+        return start_session(session, citizen, [AMR_PASSWORD, AMR_OTP, AMR_MFA], now)
+
+
+def start_session(
+    session: Session, citizen: Citizen, amr: list[str], now: datetime, *, pending: bool = False
+) -> StartedSession:
+    """A new provider session for ``citizen`` authenticated with ``amr``."""
+    cookie = secrets.token_urlsafe(32)
+    record = LoginSession(
+        id=secrets.token_urlsafe(24),
+        token_hash=_token_hash(cookie),
+        citizen_id=citizen.id,
+        auth_time=now,
+        acr=level_of(amr),
+        amr=amr,
+        pending_factor=pending,
+        created_at=now,
+        expires_at=now + (PENDING_LIFETIME if pending else SESSION_LIFETIME),
+    )
+    session.add(record)
+    session.flush()
+    return StartedSession(record, cookie)
+
+
+def find_session(
+    session: Session, cookie: str | None, now: datetime, *, pending: bool = False
+) -> LoginSession | None:
+    """The live session the cookie opens: a complete one, or with ``pending`` one
+    still waiting for its second factor."""
+    if not cookie or len(cookie) > 128:
+        return None
+    record = session.scalar(
+        select(LoginSession).where(LoginSession.token_hash == _token_hash(cookie))
+    )
+    if record is None or record.ended_at is not None or record.expires_at <= now:
+        return None
+    return record if record.pending_factor == pending else None
+
+
+def end_session(record: LoginSession, now: datetime) -> None:
+    """End a session at the provider (logout)."""
+    if record.ended_at is None:
+        record.ended_at = now

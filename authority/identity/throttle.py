@@ -1,0 +1,135 @@
+"""Throttling of failed logins, per account name and per client address.
+
+Counters live in the database so every worker sees the same. After a few
+free failures each further one doubles the wait before the next attempt is
+even checked, then the key is locked for a while. The account key is derived
+from what was typed, whether or not such an account exists, so throttling
+behaves the same for unknown accounts (no user enumeration).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from authority.errors import AuthorityError
+from authority.identity.models import LoginThrottle
+
+
+class LoginThrottled(AuthorityError):
+    """Too many failed attempts from this account name or address: wait, then retry."""
+
+    slug = "login-throttled"
+    title = "Too many failed attempts"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = (retry_after + 59) // 60
+        wait = f"{retry_after} seconds" if retry_after < 120 else f"{minutes} minutes"
+        super().__init__(
+            f"too many failed attempts; wait {wait} before trying again",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """How many failures are free, how the wait grows, when the key locks."""
+
+    free_failures: int
+    lock_after: int
+    max_backoff: timedelta
+    lock_for: timedelta
+    forget_after: timedelta
+
+    def blocked_until(self, failures: int, now: datetime) -> datetime | None:
+        """When the next attempt may be checked after ``failures`` failures."""
+        if failures >= self.lock_after:
+            return now + self.lock_for
+        if failures <= self.free_failures:
+            return None
+        backoff = timedelta(seconds=2 ** (failures - self.free_failures))
+        return now + min(backoff, self.max_backoff)
+
+
+ACCOUNT_POLICY = ThrottlePolicy(
+    free_failures=3,
+    lock_after=10,
+    max_backoff=timedelta(minutes=1),
+    lock_for=timedelta(minutes=15),
+    forget_after=timedelta(hours=24),
+)
+# One address may be a whole office behind NAT: more room, same shape.
+ADDRESS_POLICY = ThrottlePolicy(
+    free_failures=20,
+    lock_after=100,
+    max_backoff=timedelta(minutes=1),
+    lock_for=timedelta(minutes=15),
+    forget_after=timedelta(hours=1),
+)
+
+
+class Throttle:
+    """Checks and records failed attempts for account and address keys."""
+
+    def __init__(self, digest: Callable[[str], str]) -> None:
+        # Keyed digest, so the table does not reveal which identity numbers were tried.
+        self._digest = digest
+
+    def keys(self, account: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
+        """The throttle keys of an attempt, with their policies."""
+        keys = [("a:" + self._digest("account:" + account.strip().upper()), ACCOUNT_POLICY)]
+        if address:
+            keys.append(("n:" + self._digest("address:" + address), ADDRESS_POLICY))
+        return keys
+
+    def check(
+        self, session: Session, keys: Iterable[tuple[str, ThrottlePolicy]], now: datetime
+    ) -> None:
+        """Raise :class:`LoginThrottled` while any key is blocked."""
+        waits = []
+        for key, _policy in keys:
+            row = session.get(LoginThrottle, key)
+            if row is not None and row.blocked_until is not None and row.blocked_until > now:
+                waits.append(max(1, math.ceil((row.blocked_until - now).total_seconds())))
+        if waits:
+            raise LoginThrottled(max(waits))
+
+    def record_failure(
+        self, session: Session, keys: Iterable[tuple[str, ThrottlePolicy]], now: datetime
+    ) -> None:
+        """Count one failure against every key."""
+        for key, policy in keys:
+            row = session.get(LoginThrottle, key, with_for_update=True)
+            if row is None:
+                row = LoginThrottle(key=key, failures=0, last_failure_at=now)
+                try:
+                    with session.begin_nested():
+                        session.add(row)
+                except IntegrityError:  # another worker created it first
+                    row = session.get(
+                        LoginThrottle, key, with_for_update=True, populate_existing=True
+                    )
+                    assert row is not None
+            elif now - row.last_failure_at > policy.forget_after:
+                row.failures = 0
+            row.failures += 1
+            row.last_failure_at = now
+            row.blocked_until = policy.blocked_until(row.failures, now)
+        session.flush()
+
+    def record_success(self, session: Session, keys: Iterable[tuple[str, ThrottlePolicy]]) -> None:
+        """Forget the account's failures (the address keeps its count)."""
+        for key, policy in keys:
+            if policy is ACCOUNT_POLICY:
+                row = session.get(LoginThrottle, key)
+                if row is not None:
+                    session.delete(row)
+        session.flush()

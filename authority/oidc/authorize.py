@@ -1,0 +1,296 @@
+"""The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2) as an ordered
+pipeline, and pushed authorization requests (RFC 9126).
+
+A request is validated (client, exact redirect URI, PKCE S256, scope, prompt,
+max_age) and stored; then each visit of the browser asks :meth:`resume` what
+comes next: the login page, the business choice, the consent page, or the
+redirect back to the client with a code or an error. Errors go to the
+redirect URI only once it is verified (RFC 6749 §4.1.2.1), and every
+redirect carries ``iss`` (RFC 9207 §2).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Error,
+    OAuth2Request,
+)
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+)
+
+from authority.identity.accounts import mandates
+from authority.identity.assurance import LEVELS, satisfies
+from authority.identity.models import Citizen, LoginSession
+from authority.oidc.consent import has_consent
+from authority.oidc.grants import Person
+from authority.oidc.models import AuthorizationRequest
+from authority.oidc.scopes import parse_scope
+
+if TYPE_CHECKING:
+    from authority.oidc.server import AuthorityServer
+
+PAR_URN = "urn:ietf:params:oauth:request_uri:"
+PAR_LIFETIME = timedelta(seconds=90)  # RFC 9126 §2.2: short-lived
+REQUEST_LIFETIME = timedelta(minutes=30)  # the time a person has to log in and consent
+PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# Marks in the stored parameters, never accepted from the client.
+_CONSENTED = "authority:consented"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the browser does next."""
+
+    kind: str  # redirect | login | business | consent | error
+    location: str | None = None
+    request_id: str | None = None
+    error: OAuth2Error | None = None
+    # The person must give a second factor even if their account does not require one.
+    step_up: bool = False
+
+
+def _request(issuer: str, params: dict[str, str]) -> OAuth2Request:
+    request = OAuth2Request("GET", f"{issuer}/oauth/authorize")
+    request.payload = BasicOAuth2Payload(dict(params))
+    return request
+
+
+class AuthorizationEndpoint:
+    """Serves authorization requests for one :class:`AuthorityServer`."""
+
+    def __init__(self, server: AuthorityServer) -> None:
+        self.server = server
+        self.provider = server.provider
+
+    # -- entry points ---------------------------------------------------------
+
+    def start(self, request: OAuth2Request, login: LoginSession | None) -> Step:
+        """A new authorization request from the browser (query or form)."""
+        params = {k: v for k, v in request.payload.data.items() if not k.startswith("authority:")}
+        try:
+            if "request" in params:
+                raise RequestNotSupportedError(description="request objects are not supported")
+            record = self._pushed(params) if "request_uri" in params else None
+            if record is None:
+                client = self.server.query_client(params.get("client_id"))
+                if client is not None and client.record.require_par:
+                    # RFC 9126 §5: this client must push its requests.
+                    raise InvalidRequestError(
+                        description="this client must use pushed authorization requests"
+                    )
+                grant = self.server.get_consent_grant(request)
+                self._check_oidc(grant.request)
+                record = self._store(grant.request, pushed=False)
+        except OAuth2Error as error:
+            return self._error(error)
+        return self.resume(record.id, login)
+
+    def push(self, request: OAuth2Request, client_id: str) -> dict[str, Any]:
+        """RFC 9126 §2: validate and store a pushed request; its request_uri and lifetime."""
+        if request.payload.data.get("client_id", client_id) != client_id:
+            raise InvalidRequestError(description="client_id differs from the authenticated client")
+        if "request_uri" in request.payload.data:
+            raise InvalidRequestError(description="request_uri is not allowed in a pushed request")
+        request.payload.data["client_id"] = client_id
+        grant = self.server.get_consent_grant(request)
+        self._check_oidc(grant.request)
+        record = self._store(grant.request, pushed=True)
+        return {"request_uri": PAR_URN + record.id, "expires_in": int(PAR_LIFETIME.total_seconds())}
+
+    def resume(
+        self, request_id: str, login: LoginSession | None, *, decision: bool | None = None
+    ) -> Step:
+        """What comes next for a stored request, given the browser's session."""
+        record = self.pending(request_id)
+        if record is None:
+            return Step(
+                "error", error=InvalidRequestError(description="unknown or expired request")
+            )
+        request = _request(self.provider.issuer, record.params)
+        try:
+            grant = self.server.get_consent_grant(request)
+            redirect_uri = grant.request.payload.redirect_uri
+            return self._next(record, grant, login, decision, redirect_uri)
+        except OAuth2Error as error:
+            return self._error(error)
+
+    def pending(self, request_id: str) -> AuthorizationRequest | None:
+        """The stored, unexpired, unfinished request with this id."""
+        if not request_id or len(request_id) > 64:
+            return None
+        record = self.provider.session.get(AuthorizationRequest, request_id, with_for_update=True)
+        if record is None or record.used_at is not None or record.expires_at <= self.provider.now:
+            return None
+        return record
+
+    def choose_business(self, request_id: str, login: LoginSession, uscc: str) -> Step:
+        """The person acts for the business ``uscc`` (one they represent now)."""
+        record = self.pending(request_id)
+        citizen = self.provider.session.get(Citizen, login.citizen_id)
+        if record is None or citizen is None:
+            return self.resume(request_id, login)
+        chosen = [
+            m for m in mandates(self.provider.session, citizen, self.provider.now) if m.uscc == uscc
+        ]
+        if chosen:
+            record.business = chosen[0].claim()
+        return self.resume(request_id, login)
+
+    # -- the pipeline ---------------------------------------------------------
+
+    def _next(
+        self,
+        record: AuthorizationRequest,
+        grant: Any,
+        login: LoginSession | None,
+        decision: bool | None,
+        redirect_uri: str,
+    ) -> Step:
+        params = record.params
+        prompt = set(params.get("prompt", "").split())
+        state = params.get("state")
+        scopes = parse_scope(params.get("authority:scope"))
+        if decision is False:
+            raise AccessDeniedError(
+                description="the person declined", redirect_uri=redirect_uri, state=state
+            )
+        # OIDC Core §3.1.2.3: prompt=login, max_age and acr_values decide whether the
+        # current session may be reused; a login made after this request always may.
+        fresh = login is not None and login.auth_time >= record.created_at
+        wanted = self._wanted_level(params)
+        if login is None or (
+            not fresh
+            and (
+                "login" in prompt
+                or self._too_old(login, params)
+                or (wanted is not None and not satisfies(login.acr, wanted))
+            )
+        ):
+            if "none" in prompt:
+                raise LoginRequiredError(redirect_uri=redirect_uri, state=state)
+            return Step(
+                "login", request_id=record.id, step_up=wanted is not None and wanted != LEVELS[0]
+            )
+        citizen = self.provider.session.get(Citizen, login.citizen_id)
+        if citizen is None:
+            raise LoginRequiredError(redirect_uri=redirect_uri, state=state)
+        if "business" in scopes and record.business is None:
+            if not mandates(self.provider.session, citizen, self.provider.now):
+                raise AccessDeniedError(
+                    description="the person represents no business",
+                    redirect_uri=redirect_uri,
+                    state=state,
+                )
+            if "none" in prompt:
+                raise InteractionRequiredError(redirect_uri=redirect_uri, state=state)
+            return Step("business", request_id=record.id)
+        consented = params.get(_CONSENTED) == "1" or decision is True
+        if not consented and (
+            "consent" in prompt
+            or not has_consent(self.provider.session, citizen, grant.request.client.record, scopes)
+        ):
+            if "none" in prompt:
+                raise ConsentRequiredError(redirect_uri=redirect_uri, state=state)
+            return Step("consent", request_id=record.id)
+        record.used_at = self.provider.now
+        grant.request.scope = " ".join(scopes)
+        _status, _body, headers = grant.create_authorization_response(
+            redirect_uri, Person(citizen, login, record.business)
+        )
+        return Step("redirect", location=self._with_iss(dict(headers)["Location"]))
+
+    def mark_consented(self, record: AuthorizationRequest) -> None:
+        """The person agreed on the consent page for this request."""
+        record.params = {**record.params, _CONSENTED: "1"}
+
+    @staticmethod
+    def _wanted_level(params: dict[str, str]) -> str | None:
+        """The lowest eIDAS level among acr_values we know (OIDC Core §3.1.2.1)."""
+        known = [v for v in params.get("acr_values", "").split() if v in LEVELS]
+        return min(known, key=LEVELS.index) if known else None
+
+    def _too_old(self, login: LoginSession, params: dict[str, str]) -> bool:
+        max_age = params.get("max_age")
+        if max_age is None:
+            return False
+        return self.provider.now - login.auth_time > timedelta(seconds=int(max_age))
+
+    @staticmethod
+    def _check_oidc(request: OAuth2Request) -> None:
+        """OIDC Core §3.1.2.1 parameters authlib does not check."""
+        data = request.payload.data
+        redirect_uri = data.get("redirect_uri")
+        state = data.get("state")
+        prompt = data.get("prompt", "").split()
+        if any(p not in PROMPTS for p in prompt) or ("none" in prompt and len(prompt) > 1):
+            raise InvalidRequestError(
+                description="prompt must be none alone, or any of login consent select_account",
+                redirect_uri=redirect_uri,
+                state=state,
+            )
+        max_age = data.get("max_age")
+        if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
+            raise InvalidRequestError(
+                description="max_age must be a number of seconds",
+                redirect_uri=redirect_uri,
+                state=state,
+            )
+        if len(data.get("nonce", "")) > 512 or len(state or "") > 1024:
+            raise InvalidRequestError(
+                description="nonce or state is too long", redirect_uri=redirect_uri, state=state
+            )
+
+    def _store(self, request: OAuth2Request, *, pushed: bool) -> AuthorizationRequest:
+        now = self.provider.now
+        params = {k: v for k, v in request.payload.data.items() if not k.startswith("authority:")}
+        params["authority:scope"] = request.scope or ""
+        record = AuthorizationRequest(
+            id=secrets.token_urlsafe(24),
+            client_id=params["client_id"],
+            params=params,
+            pushed=pushed,
+            created_at=now,
+            expires_at=now + (PAR_LIFETIME if pushed else REQUEST_LIFETIME),
+        )
+        self.provider.session.add(record)
+        self.provider.session.flush()
+        return record
+
+    def _pushed(self, params: dict[str, str]) -> AuthorizationRequest:
+        """RFC 9126 §4: the pushed request named by request_uri, once, for its client."""
+        uri = params["request_uri"]
+        record = self.pending(uri.removeprefix(PAR_URN)) if uri.startswith(PAR_URN) else None
+        if record is None or not record.pushed or record.client_id != params.get("client_id"):
+            raise InvalidRequestError(description="request_uri is unknown, expired or used")
+        if self.server.query_client(record.client_id) is None:
+            raise InvalidClientError(description="the client is not registered")
+        # One use: the browser's visit turns it into an ordinary stored request.
+        record.pushed = False
+        record.created_at = self.provider.now
+        record.expires_at = self.provider.now + REQUEST_LIFETIME
+        return record
+
+    def _error(self, error: OAuth2Error) -> Step:
+        """Redirect to a verified redirect URI, else show the error (RFC 6749 §4.1.2.1)."""
+        if error.redirect_uri:
+            _status, _body, headers = error()
+            return Step("redirect", location=self._with_iss(dict(headers)["Location"]), error=error)
+        return Step("error", error=error)
+
+    def _with_iss(self, location: str) -> str:
+        # RFC 9207 §2: every authorization response, errors included, names the issuer.
+        return str(add_params_to_uri(location, [("iss", self.provider.issuer)]))

@@ -1,0 +1,250 @@
+"""Tokens for people: ID tokens (OIDC Core §2), access tokens that carry the
+provider session, and refresh tokens that rotate (RFC 9700 §4.14.2).
+
+Subjects are pairwise (OIDC Core §8.1): each sector (the host of the
+client's redirect URIs) sees a different ``sub`` for the same person, an
+HMAC under the installation key, so portals cannot join their records.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from authority.identity.models import Citizen, LoginSession
+from authority.oidc.clients import ClientSecretKey
+from authority.oidc.models import AuthorizationCode, OAuthClient, RefreshToken, RevokedToken
+from authority.oidc.tokens import (
+    TOKEN_PURPOSE,
+    SigningKeyMissing,
+    current_signing_key,
+    issue_access_token,
+    jws_compact,
+)
+from authority.pki.keystore import KeyStore
+
+ID_TOKEN_LIFETIME = timedelta(minutes=10)
+CODE_LIFETIME = timedelta(minutes=1)  # RFC 6749 §4.1.2: short-lived (10 minutes at most)
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def token_hash(value: str) -> str:
+    """What is stored of a code or refresh token: its SHA-256, never the value."""
+    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+
+
+def sector_of(client: OAuthClient) -> str:
+    """The client's sector identifier: the host of its redirect URIs (OIDC Core §8.1)."""
+    uris = client.redirect_uris
+    return (urlsplit(uris[0]).hostname or client.client_id) if uris else client.client_id
+
+
+def pairwise_subject(key: ClientSecretKey, client: OAuthClient, citizen: Citizen) -> str:
+    """The ``sub`` this client's sector knows ``citizen`` by."""
+    return key.digest(f"pairwise:{sector_of(client)}:{citizen.id_number}")
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """What a person let a client have: who, how they logged in, which scopes."""
+
+    citizen: Citizen
+    client: OAuthClient
+    session_id: str
+    scopes: Sequence[str]
+    auth_time: datetime
+    acr: str
+    amr: Sequence[str]
+    business: dict[str, str] | None = None
+    nonce: str | None = None
+
+
+@dataclass
+class IssuedTokens:
+    """A token response and what it produced (to revoke it on code replay)."""
+
+    response: dict[str, Any]
+    access_jti: str
+    access_expires_at: datetime
+    refresh_family: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _at_hash(access_token: str) -> str:
+    # OIDC Core §3.1.3.6: left half of the SHA-256 of the ASCII access token (ES256).
+    return b64url(hashlib.sha256(access_token.encode("ascii")).digest()[:16])
+
+
+def issue_tokens(
+    session: Session,
+    keystore: KeyStore,
+    key: ClientSecretKey,
+    *,
+    issuer: str,
+    authorized: Authorized,
+    now: datetime,
+    refresh: bool,
+    family: str | None = None,
+    refresh_expires_at: datetime | None = None,
+    dpop_jkt: str | None = None,
+    refresh_scopes: Sequence[str] | None = None,
+) -> IssuedTokens:
+    """Access token, ID token (with ``openid``) and, with ``refresh``, a refresh token.
+
+    ``refresh_scopes``: what the new refresh token keeps (RFC 6749 §6: the original
+    grant's scopes, even when this access token was narrowed).
+    """
+    client = authorized.client
+    subject = pairwise_subject(key, client, authorized.citizen)
+    jti = secrets.token_urlsafe(16)
+    extra: dict[str, Any] = {"jti": jti, "sid": authorized.session_id, "acr": authorized.acr}
+    if authorized.business is not None:
+        extra["business"] = authorized.business
+    if dpop_jkt is not None:
+        extra["cnf"] = {"jkt": dpop_jkt}  # RFC 9449 §6.1
+    access, lifetime = issue_access_token(
+        session,
+        keystore,
+        issuer=issuer,
+        client_id=client.client_id,
+        subject=subject,
+        scopes=authorized.scopes,
+        now=now,
+        extra=extra,
+    )
+    response: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "DPoP" if dpop_jkt else "Bearer",
+        "expires_in": lifetime,
+        "scope": " ".join(authorized.scopes),
+    }
+    if "openid" in authorized.scopes:
+        response["id_token"] = id_token(
+            session,
+            keystore,
+            issuer=issuer,
+            subject=subject,
+            authorized=authorized,
+            access_token=access,
+            now=now,
+        )
+    issued = IssuedTokens(response, jti, now + timedelta(seconds=lifetime))
+    if refresh:
+        value = secrets.token_urlsafe(32)
+        issued.refresh_family = family or secrets.token_urlsafe(24)
+        session.add(
+            RefreshToken(
+                token_hash=token_hash(value),
+                family=issued.refresh_family,
+                client_id=client.client_id,
+                citizen_id=authorized.citizen.id,
+                session_id=authorized.session_id,
+                scopes=list(refresh_scopes or authorized.scopes),
+                business=authorized.business,
+                auth_time=authorized.auth_time,
+                acr=authorized.acr,
+                amr=list(authorized.amr),
+                issued_at=now,
+                expires_at=refresh_expires_at or now + timedelta(hours=8),
+                dpop_jkt=dpop_jkt,
+            )
+        )
+        session.flush()
+        response["refresh_token"] = value
+    return issued
+
+
+def id_token(
+    session: Session,
+    keystore: KeyStore,
+    *,
+    issuer: str,
+    subject: str,
+    authorized: Authorized,
+    access_token: str,
+    now: datetime,
+) -> str:
+    """A signed ID token (OIDC Core §2) for ``authorized``."""
+    key = current_signing_key(session, TOKEN_PURPOSE)
+    if key is None:
+        raise SigningKeyMissing("no token-signing key exists: run `authority init`")
+    issued = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": authorized.client.client_id,
+        "azp": authorized.client.client_id,
+        "exp": issued + int(ID_TOKEN_LIFETIME.total_seconds()),
+        "iat": issued,
+        "auth_time": int(authorized.auth_time.timestamp()),
+        "acr": authorized.acr,
+        "amr": list(authorized.amr),
+        "sid": authorized.session_id,
+        "at_hash": _at_hash(access_token),
+    }
+    if authorized.nonce:
+        claims["nonce"] = authorized.nonce
+    if authorized.business is not None:
+        claims["business"] = authorized.business
+    return jws_compact(keystore, key, {"typ": "JWT"}, claims)
+
+
+def revoke_access(
+    session: Session, jti: str, client_id: str, expires_at: datetime, now: datetime
+) -> None:
+    """Put an access token on the revoked list until it would expire."""
+    if session.get(RevokedToken, jti) is None:
+        session.add(
+            RevokedToken(jti=jti, client_id=client_id, expires_at=expires_at, revoked_at=now)
+        )
+        session.flush()
+
+
+def revoke_family(session: Session, family: str, now: datetime) -> None:
+    """Revoke every refresh token of a family (RFC 9700 §4.14.2)."""
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def revoke_code_products(session: Session, code: AuthorizationCode, now: datetime) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes the tokens it produced."""
+    if code.access_token_jti and code.access_token_expires_at:
+        revoke_access(
+            session, code.access_token_jti, code.client_id, code.access_token_expires_at, now
+        )
+    if code.refresh_family:
+        revoke_family(session, code.refresh_family, now)
+
+
+def revoke_session_tokens(session: Session, login: LoginSession, now: datetime) -> None:
+    """End what a provider session gave out: its refresh tokens (logout)."""
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.session_id == login.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def find_refresh_token(session: Session, value: str) -> RefreshToken | None:
+    """The refresh token record of ``value`` (locked for rotation), if any."""
+    if not value or len(value) > 256:
+        return None
+    return session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash(value)).with_for_update()
+    )

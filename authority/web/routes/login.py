@@ -1,0 +1,259 @@
+"""The people-facing pages of a login: password, second factor, business choice, consent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from authority.db.base import utcnow
+from authority.errors import AuthorityError
+from authority.identity.accounts import mandates
+from authority.identity.models import Citizen
+from authority.oidc.authorize import AuthorizationEndpoint
+from authority.oidc.clients import find_client
+from authority.oidc.consent import consents_of, grant_consent, withdraw_consent
+from authority.oidc.scopes import SCOPES, parse_scope
+from authority.web.deps import WRITES, CurrentInstance, DbSession
+from authority.web.oauth import Server
+from authority.web.people import (
+    csrf_ok,
+    current_login,
+    error_page,
+    page,
+    set_session_cookie,
+    step_response,
+)
+
+router = APIRouter(include_in_schema=False)
+Field = Annotated[str, Form()]
+OptionalField = Annotated[str | None, Form()]
+
+
+def _forbidden(request: Request) -> Response:
+    return error_page(request, "invalid_request", "the form expired; go back and try again", 403)
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _returns_to(server: Server, request_id: str) -> str | None:
+    """The verified redirect URI of a pending request (for the page's CSP)."""
+    record = AuthorizationEndpoint(server).pending(request_id)
+    return record.params.get("redirect_uri") if record is not None else None
+
+
+@router.get("/login")
+def login_form(request: Request, server: Server) -> Response:
+    """The password form for a pending authorization request."""
+    request_id = request.query_params.get("request", "")
+    return page(
+        request,
+        "login.html",
+        {"request_id": request_id},
+        returns_to=_returns_to(server, request_id),
+    )
+
+
+@router.post("/login", dependencies=[WRITES])
+def login_submit(
+    request: Request,
+    instance: CurrentInstance,
+    session: DbSession,
+    server: Server,
+    id_number: Field,
+    password: Field,
+    csrf: OptionalField = None,
+    request_id: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    """Check the password; then the second factor, or on with the authorization."""
+    if not csrf_ok(request, csrf):
+        return _forbidden(request)
+    endpoint = AuthorizationEndpoint(server)
+    pending = endpoint.pending(request_id)
+    wanted = pending.params.get("acr_values", "") if pending is not None else ""
+    try:
+        started = instance.authenticator.password(
+            session,
+            id_number=id_number,
+            password=password,
+            address=_address(request),
+            now=utcnow(),
+            step_up="substantial" in wanted or "high" in wanted,
+        )
+    except AuthorityError as exc:
+        # The failure was counted; the unit of work commits it with this page.
+        failed = page(
+            request,
+            "login.html",
+            {"request_id": request_id, "error": exc.detail, "id_number": id_number},
+            exc.status,
+            returns_to=_returns_to(server, request_id),
+        )
+        failed.headers.update(exc.headers)
+        return failed
+    response: Response
+    if started.complete:
+        response = step_response(request, endpoint.resume(request_id, started.record))
+    else:
+        response = page(
+            request,
+            "login_otp.html",
+            {"request_id": request_id},
+            returns_to=_returns_to(server, request_id),
+        )
+    set_session_cookie(request, response, started)
+    return response
+
+
+@router.post("/login/otp", dependencies=[WRITES])
+def otp_submit(
+    request: Request,
+    instance: CurrentInstance,
+    session: DbSession,
+    server: Server,
+    code: Field,
+    csrf: OptionalField = None,
+    request_id: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    """Check the one-time code of a login waiting for its second factor."""
+    if not csrf_ok(request, csrf):
+        return _forbidden(request)
+    login = current_login(request, session, pending=True)
+    if login is None:
+        return error_page(request, "login_required", "the login expired; start again", 401)
+    try:
+        started = instance.authenticator.one_time_code(
+            session, login, code=code, address=_address(request), now=utcnow()
+        )
+    except AuthorityError as exc:
+        failed = page(
+            request,
+            "login_otp.html",
+            {"request_id": request_id, "error": exc.detail},
+            exc.status,
+            returns_to=_returns_to(server, request_id),
+        )
+        failed.headers.update(exc.headers)
+        return failed
+    response = step_response(
+        request, AuthorizationEndpoint(server).resume(request_id, started.record)
+    )
+    set_session_cookie(request, response, started)
+    return response
+
+
+@router.get("/authorize/business")
+def business_form(request: Request, session: DbSession, server: Server) -> Response:
+    """Which business the person acts for (only those they represent now)."""
+    request_id = request.query_params.get("request", "")
+    login = current_login(request, session)
+    endpoint = AuthorizationEndpoint(server)
+    citizen = session.get(Citizen, login.citizen_id) if login else None
+    if citizen is None or endpoint.pending(request_id) is None:
+        return step_response(request, endpoint.resume(request_id, login))
+    choices = mandates(session, citizen, utcnow())
+    return page(
+        request,
+        "business.html",
+        {"request_id": request_id, "choices": choices},
+        returns_to=_returns_to(server, request_id),
+    )
+
+
+@router.post("/authorize/business", dependencies=[WRITES])
+def business_submit(
+    request: Request,
+    session: DbSession,
+    server: Server,
+    uscc: Field,
+    csrf: OptionalField = None,
+    request_id: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    """Record the chosen business and go on."""
+    if not csrf_ok(request, csrf):
+        return _forbidden(request)
+    login = current_login(request, session)
+    endpoint = AuthorizationEndpoint(server)
+    if login is None:
+        return step_response(request, endpoint.resume(request_id, None))
+    return step_response(request, endpoint.choose_business(request_id, login, uscc))
+
+
+@router.get("/authorize/consent")
+def consent_form(request: Request, session: DbSession, server: Server) -> Response:
+    """What the portal asks to receive, to allow or deny."""
+    request_id = request.query_params.get("request", "")
+    login = current_login(request, session)
+    endpoint = AuthorizationEndpoint(server)
+    record = endpoint.pending(request_id)
+    client = find_client(session, record.client_id) if record else None
+    if login is None or record is None or client is None:
+        return step_response(request, endpoint.resume(request_id, login))
+    scopes = [s for s in parse_scope(record.params.get("authority:scope")) if s != "openid"]
+    return page(
+        request,
+        "consent.html",
+        {
+            "request_id": request_id,
+            "client_name": client.name,
+            "scopes": [(s, SCOPES.get(s, s)) for s in scopes],
+            "business": record.business,
+        },
+        returns_to=record.params.get("redirect_uri"),
+    )
+
+
+@router.post("/authorize/consent", dependencies=[WRITES])
+def consent_submit(
+    request: Request,
+    session: DbSession,
+    server: Server,
+    decision: Field,
+    csrf: OptionalField = None,
+    request_id: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    """Allow (remembered for this portal and these scopes) or deny."""
+    if not csrf_ok(request, csrf):
+        return _forbidden(request)
+    login = current_login(request, session)
+    endpoint = AuthorizationEndpoint(server)
+    record = endpoint.pending(request_id)
+    citizen = session.get(Citizen, login.citizen_id) if login else None
+    client = find_client(session, record.client_id) if record else None
+    if record is None or citizen is None or client is None:
+        return step_response(request, endpoint.resume(request_id, login))
+    if decision != "allow":
+        return step_response(request, endpoint.resume(request_id, login, decision=False))
+    grant_consent(
+        session, citizen, client, parse_scope(record.params.get("authority:scope")), utcnow()
+    )
+    endpoint.mark_consented(record)
+    return step_response(request, endpoint.resume(request_id, login, decision=True))
+
+
+@router.get("/account/consents")
+def consents_page(request: Request, session: DbSession) -> Response:
+    """The portals the person has let receive data, each withdrawable."""
+    login = current_login(request, session)
+    citizen = session.get(Citizen, login.citizen_id) if login else None
+    if citizen is None:
+        return error_page(request, "login_required", "log in through a portal first", 401)
+    return page(request, "consents.html", {"consents": consents_of(session, citizen)})
+
+
+@router.post("/account/consents", dependencies=[WRITES])
+def consent_withdraw(
+    request: Request, session: DbSession, client_id: Field, csrf: OptionalField = None
+) -> Response:
+    """Withdraw a consent: the portal must ask again next time."""
+    if not csrf_ok(request, csrf):
+        return _forbidden(request)
+    login = current_login(request, session)
+    citizen = session.get(Citizen, login.citizen_id) if login else None
+    if citizen is None:
+        return error_page(request, "login_required", "log in through a portal first", 401)
+    withdraw_consent(session, citizen, client_id, utcnow())
+    return RedirectResponse("/account/consents", status_code=303)

@@ -1,0 +1,168 @@
+"""OpenID Connect endpoints for people: authorization, pushed requests, userinfo, logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
+
+from authority.db.base import utcnow
+from authority.oidc.authorize import AuthorizationEndpoint
+from authority.oidc.backchannel import LogoutNotice, deliver, logout_notices
+from authority.oidc.bearer import authenticate
+from authority.oidc.dpop import authenticate_dpop
+from authority.oidc.grants import CODE_AUTH_METHODS
+from authority.oidc.logout import check_logout_request, log_out
+from authority.oidc.userinfo import userinfo as userinfo_claims
+from authority.web.deps import WRITES, CurrentInstance, DbSession
+from authority.web.oauth import AuthorizeRequest, OAuthRequest, Server, to_response
+from authority.web.pages import render
+from authority.web.people import (
+    clear_session_cookie,
+    csrf_ok,
+    current_login,
+    page,
+    step_response,
+)
+
+router = APIRouter(tags=["openid"])
+
+
+def _userinfo_writes(request: Request) -> None:
+    """A DPoP proof's jti is recorded (a write); bearer requests only read."""
+    if "dpop" in request.headers:
+        request.state.writes = True
+
+
+@router.get(
+    "/oauth/authorize",
+    dependencies=[WRITES],
+    summary="Authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2)",
+    response_class=Response,
+    operation_id="authorize_get",
+)
+@router.post(
+    "/oauth/authorize",
+    dependencies=[WRITES],
+    summary="Authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2)",
+    response_class=Response,
+    operation_id="authorize_post",
+)
+def authorize(
+    request: Request, oauth: AuthorizeRequest, session: DbSession, server: Server
+) -> Response:
+    """Validate the request; then login, business choice, consent, or back to the portal."""
+    login = current_login(request, session)
+    return step_response(request, AuthorizationEndpoint(server).start(oauth, login))
+
+
+@router.post(
+    "/oauth/par",
+    dependencies=[WRITES],
+    summary="Pushed authorization requests (RFC 9126)",
+    response_class=Response,
+)
+def pushed_authorization_request(oauth: OAuthRequest, server: Server) -> Response:
+    """Store an authenticated client's authorization request; answer its request_uri."""
+    try:
+        client = server.authenticate_client(
+            oauth, CODE_AUTH_METHODS, "pushed_authorization_request"
+        )
+        body = AuthorizationEndpoint(server).push(oauth, client.client_id)
+    except OAuth2Error as error:
+        error.redirect_uri = None  # RFC 9126 §2.3: errors answer the client, never redirect
+        return to_response(server.handle_error_response(oauth, error))
+    return to_response((201, body, []))
+
+
+@router.get(
+    "/oauth/userinfo",
+    dependencies=[Depends(_userinfo_writes)],
+    summary="UserInfo (OIDC Core §5.3)",
+    operation_id="userinfo_get",
+)
+@router.post(
+    "/oauth/userinfo",
+    dependencies=[Depends(_userinfo_writes)],
+    summary="UserInfo (OIDC Core §5.3)",
+    operation_id="userinfo_post",
+)
+def userinfo(request: Request, instance: CurrentInstance, session: DbSession) -> JSONResponse:
+    """The claims the access token's scopes release; needs scope openid."""
+    authorization = request.headers.get("authorization") or ""
+    verifier = request.app.state.token_verifier
+    if authorization.lower().startswith("dpop "):
+        token = authenticate_dpop(
+            session,
+            instance.keystore,
+            verifier,
+            authorization=authorization,
+            proof=request.headers.get("dpop"),
+            method=request.method,
+            url=f"{instance.settings.issuer}{request.url.path}",
+            scope="openid",
+            now=utcnow(),
+        )
+    else:
+        token = authenticate(
+            session, instance.keystore, verifier, authorization, "openid", utcnow()
+        )
+    return JSONResponse(userinfo_claims(session, token), headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/oauth/logout",
+    dependencies=[WRITES],
+    summary="RP-Initiated Logout",
+    response_class=Response,
+    operation_id="logout_get",
+)
+@router.post(
+    "/oauth/logout",
+    dependencies=[WRITES],
+    summary="RP-Initiated Logout",
+    response_class=Response,
+    operation_id="logout_post",
+)
+def logout(
+    request: Request, oauth: AuthorizeRequest, instance: CurrentInstance, session: DbSession
+) -> Response:
+    """End the session: at once with a matching id_token_hint, else after confirmation."""
+    params: dict[str, Any] = dict(oauth.payload.data)
+    checked = check_logout_request(
+        session,
+        instance.keystore,
+        instance.settings.issuer,
+        id_token_hint=params.get("id_token_hint"),
+        client_id=params.get("client_id"),
+        post_logout_redirect_uri=params.get("post_logout_redirect_uri"),
+        state=params.get("state"),
+    )
+    login = current_login(request, session)
+    confirmed = request.method == "POST" and csrf_ok(request, params.get("csrf"))
+    if login is not None and not confirmed and checked.hinted_sid != login.id:
+        return page(request, "logout.html", {"params": params})
+    notices: list[LogoutNotice] = []
+    if login is not None:
+        now = utcnow()
+        notices = logout_notices(
+            session,
+            instance.keystore,
+            instance.client_secret_key,
+            instance.settings.issuer,
+            login,
+            now,
+        )
+        log_out(session, login, now)
+    response: Response
+    if checked.redirect_to:
+        response = RedirectResponse(checked.redirect_to, status_code=303)
+    else:
+        response = render(request, "logged_out.html")
+    clear_session_cookie(request, response)
+    # Back-channel logout tokens go out once the session's end is committed.
+    response.background = BackgroundTask(deliver, notices) if notices else None
+    return response
