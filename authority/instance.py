@@ -16,6 +16,7 @@ from authority.config import Environment, KeyStoreKind, Settings
 from authority.db.migrate import current_revision, head_revision
 from authority.db.session import Database
 from authority.errors import AuthorityError, Unavailable
+from authority.licences.sealing import SealerCache
 from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
@@ -91,6 +92,8 @@ class Instance:
         self.database = database
         self._keystore = keystore
         self._client_secret_key: ClientSecretKey | None = None
+        #: Licence sealers by seal and TSA certificate, shared by this instance's requests.
+        self.sealers = SealerCache()
 
     @property
     def client_secret_key(self) -> ClientSecretKey:

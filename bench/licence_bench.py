@@ -831,29 +831,23 @@ def _steps() -> list[tuple[Any, str, str]]:
     from sqlalchemy.orm import Session
 
     from authority.licences import sealing, service
-    from authority.licences.sealing import AgencySealer
-    from authority.pki import tsa
+    from authority.licences.sealing import AgencySealer, SealerCache
     from authority.pki.file_keystore import FileKeyStore
     from authority.pki.tsa import TimeStampAuthority
     from authority.seals import cades
     from authority.seals.cades import DocumentSealer
+    from authority.seals.qr import QrSealer
     from authority.web import deps
     from authority.web.routes import licences as routes
 
     steps = [
         (FileKeyStore, "sign", "ECDSA P-256 signing through the key store, 3 a licence: "
          "`FileKeyStore.sign`"),
-        (cades, "check_signature", "self-verification of the CAdES signature: "
-         "`check_signature` (cades.py)"),
-        (tsa, "check_signature", "self-verification of the time-stamp signature: "
-         "`check_signature` (tsa.py)"),
-        (TimeStampAuthority, "respond", "time-stamp token built with asn1crypto: "
-         "`TimeStampAuthority.respond`, less its signature"),
-        (sealing, "build_request", "time-stamp request encoded (asn1crypto): `build_request`"),
-        (sealing, "token_from_response", "time-stamp reply parsed back: `token_from_response`"),
-        (cades, "_check_token_imprint", "time-stamp token parsed again: `_check_token_imprint`"),
+        (TimeStampAuthority, "stamp", "time-stamp token assembled from DER pieces: "
+         "`TimeStampAuthority.stamp`, less its signature"),
+        (cades, "_check_token_imprint", "time-stamp imprint checked: `_check_token_imprint`"),
         (DocumentSealer, "seal", "CAdES DER assembly: `DocumentSealer.seal`, less the above"),
-        (sealing, "encode_qr_seal", "QR seal: `encode_qr_seal`, less its signature"),
+        (QrSealer, "seal", "QR seal: `QrSealer.seal`, less its signature"),
         (sealing, "qr_fields", "QR fields: `qr_fields`"),
         (service, "check_data", "data against the type's JSON Schema (jsonschema): "
          "`check_data`"),
@@ -863,8 +857,10 @@ def _steps() -> list[tuple[Any, str, str]]:
         (Session, "flush", "SQLAlchemy flush (INSERT of licences and events): "
          "`Session.flush`"),
         (Session, "commit", "commit: `Session.commit`"),
-        (AgencySealer, "__init__", "sealer set-up, once a request (seal and TSA "
-         "certificates from the database, TSA built): `AgencySealer.__init__`"),
+        (AgencySealer, "__init__", "sealer set-up, on a new seal or TSA certificate only "
+         "(certificates loaded, TSA built, keys checked): `AgencySealer.__init__`"),
+        (SealerCache, "sealer", "sealer look-up, once a request (current seal and TSA "
+         "certificates from the database): `SealerCache.sealer`"),
         (routes, "_agency", "agency of the client (ORM query): `_agency`"),
         (deps, "authenticate", "bearer token check (JWT verify, database): `authenticate`"),
         (routes, "describe", "API representation: `describe`"),

@@ -279,24 +279,43 @@ def _body(claims: QrClaims, key_id: bytes) -> bytes:
     return b"".join(parts)
 
 
+class QrSealer:
+    """Seals QR claims with one key; the key checks and key id are done once, here.
+
+    Raises ``ValueError`` unless ``signer`` holds a P-256 key that
+    ``seal_certificate`` certifies. Instances are immutable and may be shared.
+    """
+
+    def __init__(self, signer: Signer, seal_certificate: x509.Certificate) -> None:
+        if signer.algorithm is not KeyAlgorithm.EC_P256:
+            raise ValueError("the QR seal is ES256: the signer must hold a P-256 key")
+        public = seal_certificate.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.public_numbers() != (
+            signer.public_key.public_numbers()
+        ):
+            raise ValueError("the seal certificate does not certify the signer's key")
+        self._signer = signer
+        self._key_id = qr_key_id(seal_certificate)
+
+    def seal(self, claims: QrClaims) -> str:
+        """The payload text for the URL path (see :func:`qr_url`) of ``claims``, sealed.
+
+        Raises :class:`QrClaimsInvalid` when the claims cannot be written.
+        """
+        body = _body(claims, self._key_id)
+        if len(body) + SIGNATURE_LENGTH > MAX_PAYLOAD_BYTES:
+            raise QrClaimsInvalid(f"the claims make a seal over {MAX_PAYLOAD_BYTES} bytes")
+        r, s = decode_dss_signature(self._signer.sign(DOMAIN + body))
+        return to_text(body + r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
 def encode_qr_seal(claims: QrClaims, signer: Signer, seal_certificate: x509.Certificate) -> str:
     """Seal ``claims`` with ``signer`` (a P-256 key certified by ``seal_certificate``).
 
     Returns the payload text for the URL path (see :func:`qr_url`). Raises
     :class:`QrClaimsInvalid` when the claims cannot be written.
     """
-    if signer.algorithm is not KeyAlgorithm.EC_P256:
-        raise ValueError("the QR seal is ES256: the signer must hold a P-256 key")
-    public = seal_certificate.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey) or public.public_numbers() != (
-        signer.public_key.public_numbers()
-    ):
-        raise ValueError("the seal certificate does not certify the signer's key")
-    body = _body(claims, qr_key_id(seal_certificate))
-    if len(body) + SIGNATURE_LENGTH > MAX_PAYLOAD_BYTES:
-        raise QrClaimsInvalid(f"the claims make a seal over {MAX_PAYLOAD_BYTES} bytes")
-    r, s = decode_dss_signature(signer.sign(DOMAIN + body))
-    return to_text(body + r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return QrSealer(signer, seal_certificate).seal(claims)
 
 
 def qr_url(issuer: str, payload: str) -> str:
