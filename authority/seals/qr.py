@@ -69,6 +69,7 @@ QR_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 
 _BASE = len(PAYLOAD_ALPHABET)
 _DIGITS = {c: i for i, c in enumerate(PAYLOAD_ALPHABET)}
+_PAYLOAD_CHARS = frozenset(PAYLOAD_ALPHABET)
 _PACKED = 0x80
 # Holder byte: the kind, and how its identity number is written.
 _HOLDER_FORMS: dict[int, tuple[str, str | None]] = {
@@ -327,7 +328,7 @@ def qr_url(issuer: str, payload: str) -> str:
     Otherwise the issuer is kept as given (a path is case-sensitive) and the
     renderer codes it as a byte segment before the alphanumeric payload.
     """
-    if not payload or any(c not in _DIGITS for c in payload):
+    if not payload or not _PAYLOAD_CHARS.issuperset(payload):
         raise MalformedQrSeal("the payload has a character outside its alphabet")
     base = issuer.rstrip("/")
     parts = urlsplit(base)
