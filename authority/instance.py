@@ -17,6 +17,7 @@ from authority.db.migrate import current_revision, head_revision
 from authority.db.session import Database
 from authority.errors import AuthorityError, Unavailable
 from authority.licences.sealing import SealerCache
+from authority.oidc.cache import ProviderCache
 from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
@@ -94,6 +95,9 @@ class Instance:
         self._client_secret_key: ClientSecretKey | None = None
         #: Licence sealers by seal and TSA certificate, shared by this instance's requests.
         self.sealers = SealerCache()
+        #: Clients and the token-signing key for the token endpoint (see oidc.cache).
+        self.provider_cache = ProviderCache()
+        database.after_commit(self.provider_cache.changed)
 
     @property
     def client_secret_key(self) -> ClientSecretKey:

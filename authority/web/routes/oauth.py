@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from authority.db.base import utcnow
 from authority.oidc import tokens
 from authority.oidc.metadata import server_metadata
 from authority.web.deps import WRITES, CurrentInstance, DbSession
-from authority.web.oauth import OAuthRequest, Server, to_response
+from authority.web.oauth import OAuthRequest, Server, to_response, token_response
 
 router = APIRouter(tags=["oauth"])
 
@@ -29,9 +30,9 @@ _FORM_BODY: dict[str, Any] = {
     response_class=Response,
     openapi_extra=_FORM_BODY,
 )
-def token(request: OAuthRequest, server: Server) -> Response:
+async def token(request: OAuthRequest, instance: CurrentInstance, http: Request) -> Response:
     """Client credentials grant; errors in RFC 6749 §5.2 form."""
-    return to_response(server.create_token_response(request))
+    return await run_in_threadpool(token_response, instance, request, http)
 
 
 @router.post(
