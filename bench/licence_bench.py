@@ -42,7 +42,6 @@ import cProfile
 import datetime as dt
 import functools
 import gc
-import importlib.metadata
 import json
 import math
 import os
@@ -55,7 +54,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,11 +67,28 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from harness import (
+    PASSPHRASE,
+    PERFORMANCE_DOC,
+    ROOT,
+    SERVER_START_TIMEOUT,
+    BenchFailure,
+    authority_command,
+    available_cores,
+    fmt_rate,
+    free_port,
+    log_tail,
+    paragraph,
+    pin,
+    python_package,
+    python_path,
+    run_cli,
+    say,
+    stop,
+    write_section,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 SECTION_HEADING = "## Licence issuance"
-PASSPHRASE = "bench-only passphrase: 7f3a9c Quokka-Lantern-42!"  # 30+ chars, test value only
 SCOPE = "licences:issue licences:read"  # read: to fetch /document, /seal and the PDF
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_PER_CORE = 2000  # licences per second per core: the goal
@@ -84,61 +99,10 @@ WARM_UP_BATCHES = 2
 IN_PROCESS_SECONDS = 1.5  # each in-process phase
 RATE_SPELLS = 3  # the in-process rates: the best of this many spells
 DISTURBED = 0.15  # other processes using this share of a core flag the run as disturbed
-SERVER_START_TIMEOUT = 60.0
-SERVER_STOP_TIMEOUT = 35.0  # `authority serve` drains for up to 30 s on SIGTERM
 REQUEST_TIMEOUT = 120.0  # a batch of 1,000 on a slow machine
-
-_STARTED = time.monotonic()
-
-
-def say(message: str) -> None:
-    """Print ``message`` with the time elapsed since the start."""
-    print(f"[{time.monotonic() - _STARTED:5.1f} s] {message}", flush=True)
-
-
-class BenchFailure(Exception):
-    """The benchmark cannot go on (a bad reply, a server that does not start)."""
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def pin(cores: set[int]) -> None:
-    """Pin the calling process to ``cores`` (ignored where the OS cannot)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(0, cores)
-
-
-def available_cores() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a server we started, then SIGKILL it if it does not go."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -252,11 +216,6 @@ def postgres_version(admin_url: str) -> str:
 # -- the instance --------------------------------------------------------------------
 
 
-def authority_command() -> list[str]:
-    """How to run the `authority` command of this checkout."""
-    return [sys.executable, "-m", "authority"]
-
-
 def authority_env(directory: Path, port: int, database_url: str) -> dict[str, str]:
     # Start from the caller's environment without any AUTHORITY_* setting of theirs.
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AUTHORITY_")}
@@ -273,21 +232,6 @@ def authority_env(directory: Path, port: int, database_url: str) -> dict[str, st
         }
     )
     return env
-
-
-def run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [*authority_command(), *args, "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise BenchFailure(f"`authority {' '.join(args)}` failed: {done.stderr.strip()}")
-    parsed: dict[str, Any] = json.loads(done.stdout)
-    return parsed
 
 
 @dataclass
@@ -1183,10 +1127,6 @@ def fmt_latency(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def fmt_rate(rate: float) -> str:
-    return f"{rate:,.0f}" if rate >= 100 else f"{rate:,.1f}"
-
-
 def fmt_share(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.0%}"
 
@@ -1199,13 +1139,6 @@ def print_row(r: Row) -> None:
         f"load generator {fmt_share(r.client_cpu)}, PostgreSQL {fmt_share(r.database_cpu)}, "
         f"other processes {fmt_share(r.others_cpu)})"
     )
-
-
-def python_package(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
 
 
 def machine_facts() -> dict[str, str]:
@@ -1243,18 +1176,6 @@ def machine_facts() -> dict[str, str]:
         "openssl_cli": openssl_cli,
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-
-
-def python_path() -> str:
-    """The interpreter running this script, relative to the checkout when inside it."""
-    executable = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        return str(executable.relative_to(ROOT))
-    return str(executable)
-
-
-def paragraph(text: str) -> list[str]:
-    return [*textwrap.wrap(text, width=78, break_on_hyphens=False, break_long_words=False), ""]
 
 
 def bullet(text: str) -> list[str]:
@@ -1522,25 +1443,6 @@ def render_gap(report: Report) -> list[str]:
     return lines
 
 
-def write_section(section: str) -> None:
-    """Replace this script's section of docs/performance.md (or append it); keep the rest.
-
-    The section ends at the next ``## `` heading, so its own ``### `` sub-heading
-    goes with it.
-    """
-    text = PERFORMANCE_DOC.read_text(encoding="utf-8") if PERFORMANCE_DOC.exists() else ""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_HEADING), None)
-    if start is None:
-        prefix = text.rstrip("\n") + "\n\n" if text.strip() else ""
-        PERFORMANCE_DOC.write_text(prefix + section, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = "".join(lines[end:])
-    new = "".join(lines[:start]) + section + ("\n" + after if after else "")
-    PERFORMANCE_DOC.write_text(new, encoding="utf-8")
-
-
 # -- main ----------------------------------------------------------------------------
 
 
@@ -1652,7 +1554,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write:
         command = shlex.join([python_path(), "bench/licence_bench.py", *sys.argv[1:]])
         report = Report(rows, notes, profile, speed, speed_command, facts, command, postgres)
-        write_section(render_section(report, args))
+        write_section(SECTION_HEADING, render_section(report, args))
         say(f"wrote {SECTION_HEADING!r} in {PERFORMANCE_DOC}")
     return 0
 
