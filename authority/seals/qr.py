@@ -70,6 +70,8 @@ QR_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 _BASE = len(PAYLOAD_ALPHABET)
 _DIGITS = {c: i for i, c in enumerate(PAYLOAD_ALPHABET)}
 _PAYLOAD_CHARS = frozenset(PAYLOAD_ALPHABET)
+_TEXT_CHARS = frozenset(TEXT_ALPHABET)
+_ID_CHARS = {"citizen": frozenset(RESIDENT_ID_ALPHABET), "business": frozenset(USCC_ALPHABET)}
 _PACKED = 0x80
 # Holder byte: the kind, and how its identity number is written.
 _HOLDER_FORMS: dict[int, tuple[str, str | None]] = {
@@ -226,6 +228,10 @@ def _unpack(data: bytes, alphabet: str, count: int) -> str:
 
 
 def _has_controls(value: str) -> bool:
+    # isprintable() is false for every control (Cc) and surrogate (Cs) character, and for
+    # others besides (format, separators...): only then does each character need a look.
+    if value.isprintable():
+        return False
     return any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
 
 
@@ -233,7 +239,7 @@ def _text(what: str, value: str) -> bytes:
     """A text field: a header byte (bit 7: packed; bits 0-6: length), then its bytes."""
     if _has_controls(value):
         raise QrClaimsInvalid(f"{what} has control characters")
-    if value and len(value) <= MAX_TEXT and all(c in TEXT_ALPHABET for c in value):
+    if value and len(value) <= MAX_TEXT and _TEXT_CHARS.issuperset(value):
         return bytes([_PACKED | len(value)]) + _pack(value, TEXT_ALPHABET)
     raw = value.encode("utf-8")
     if len(raw) > MAX_TEXT:
@@ -255,7 +261,7 @@ def _holder(kind: str, number: str) -> bytes:
         raise QrClaimsInvalid(f"holder kind {kind!r} is neither citizen nor business")
     form = 0x01 if kind == "citizen" else 0x02
     alphabet = RESIDENT_ID_ALPHABET if kind == "citizen" else USCC_ALPHABET
-    if len(number) == ID_LENGTH and all(c in alphabet for c in number):
+    if len(number) == ID_LENGTH and _ID_CHARS[kind].issuperset(number):
         return bytes([form]) + _pack(number, alphabet)
     return bytes([form | 0x10]) + _text("holder id", number)
 
