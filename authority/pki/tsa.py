@@ -252,8 +252,8 @@ class TimeStampAuthority:
         try:
             request = self._parse(request_der)
             token = self._token(
-                # The imprint as received: RFC 3161 §2.4.2 wants it echoed, algorithm included.
-                original_bytes(request["message_imprint"]),
+                # RFC 3161 §2.4.2: the request's imprint, algorithm included, in DER.
+                bytes(request["message_imprint"].dump(force=True)),
                 request["nonce"].native,
                 bool(request["cert_req"].native),
                 now,
