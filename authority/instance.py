@@ -19,6 +19,8 @@ from authority.errors import AuthorityError, Unavailable
 from authority.identity.login import Authenticator
 from authority.identity.passwords import PasswordHasher
 from authority.identity.throttle import Throttle
+from authority.licences.sealing import SealerCache
+from authority.oidc.cache import ProviderCache
 from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
@@ -95,6 +97,11 @@ class Instance:
         self._keystore = keystore
         self._client_secret_key: ClientSecretKey | None = None
         self._authenticator: Authenticator | None = None
+        #: Licence sealers by seal and TSA certificate, shared by this instance's requests.
+        self.sealers = SealerCache()
+        #: Clients and the token-signing key for the token endpoint (see oidc.cache).
+        self.provider_cache = ProviderCache()
+        database.after_commit(self.provider_cache.changed)
 
     @property
     def client_secret_key(self) -> ClientSecretKey:

@@ -39,7 +39,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,24 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
+from harness import (
+    PASSPHRASE,
+    PERFORMANCE_DOC,
+    ROOT,
+    SERVER_START_TIMEOUT,
+    BenchFailure,
+    authority_command,
+    available_cores,
+    fmt_rate,
+    free_port,
+    paragraph,
+    pin,
+    python_path,
+    run_cli,
+    say,
+    stop,
+    write_section,
+)
 
 from authority.errors import AuthorityError
 from authority.pki import profiles
@@ -66,32 +83,14 @@ from authority.pki.service import timestamp_serial
 from authority.pki.tsa import TimeStampAuthority, TimeStampResp, build_request
 from authority.pki.x509sign import check_signature
 
-ROOT = Path(__file__).resolve().parent.parent
-
-PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 SECTION_HEADING = "## PKI"
-PASSPHRASE = "bench-only passphrase: 7f3a9c Quokka-Lantern-42!"  # 30+ chars, test value only
 MESSAGE_BYTES = 300
 IN_PROCESS_SECONDS = 3.0
 MAX_IN_PROCESS_OPS = 200_000
 REQUEST_POOL = 512  # distinct requests (distinct nonces) cycled through by the load
-SERVER_START_TIMEOUT = 60.0
-SERVER_STOP_TIMEOUT = 35.0  # `authority serve` drains for up to 30 s on SIGTERM
 SOFTHSM_PIN = "1234"
 SOFTHSM_SO_PIN = "5678"
 SOFTHSM_LABEL = "authority-bench"
-
-
-_STARTED = time.monotonic()
-
-
-def say(message: str) -> None:
-    """Print ``message`` with the time elapsed since the start."""
-    print(f"[{time.monotonic() - _STARTED:5.1f} s] {message}", flush=True)
-
-
-class BenchFailure(Exception):
-    """The benchmark cannot go on (a bad reply, a server that does not start)."""
 
 
 # -- measuring ---------------------------------------------------------------------
@@ -118,19 +117,6 @@ class Result:
         ordered = sorted(self.latencies_ns)
         rank = max(1, math.ceil(fraction * len(ordered)))
         return ordered[rank - 1] / 1e9
-
-
-def pin(cores: set[int]) -> None:
-    """Pin the calling process to ``cores`` (ignored where the OS cannot)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(0, cores)
-
-
-def available_cores() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return list(range(os.cpu_count() or 1))
 
 
 def measure(
@@ -397,12 +383,6 @@ def bench_in_process(hierarchy: Hierarchy, seconds: float) -> list[Result]:
 # -- b. over HTTP --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -415,11 +395,6 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def authority_command() -> list[str]:
-    """How to run the `authority` command of this checkout."""
-    return [sys.executable, "-m", "authority"]
 
 
 def server_env(directory: Path, port: int) -> dict[str, str]:
@@ -436,21 +411,6 @@ def server_env(directory: Path, port: int) -> dict[str, str]:
         }
     )
     return env
-
-
-def run_cli(env: dict[str, str], *args: str) -> dict[str, object]:
-    done = subprocess.run(
-        [*authority_command(), *args, "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise BenchFailure(f"`authority {' '.join(args)}` failed: {done.stderr.strip()}")
-    parsed: dict[str, object] = json.loads(done.stdout)
-    return parsed
 
 
 @contextlib.contextmanager
@@ -494,18 +454,6 @@ def wait_ready(server: Server) -> None:
                     return
             time.sleep(0.1)
     raise BenchFailure(f"authority serve not ready in {SERVER_START_TIMEOUT:.0f} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server we started, then SIGKILL it if it does not go."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 Checker = Callable[[bytes, object], str | None]
@@ -716,26 +664,10 @@ def machine_facts() -> dict[str, str]:
     }
 
 
-def python_path() -> str:
-    """The interpreter running this script, relative to the checkout when inside it."""
-    executable = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        return str(executable.relative_to(ROOT))
-    return str(executable)
-
-
 def fmt_latency(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     return f"{seconds * 1e3:.2f} ms"
-
-
-def fmt_rate(rate: float) -> str:
-    return f"{rate:,.0f}" if rate >= 100 else f"{rate:,.1f}"
-
-
-def paragraph(text: str) -> list[str]:
-    return [*textwrap.wrap(text, width=78, break_on_hyphens=False, break_long_words=False), ""]
 
 
 def render_section(
@@ -810,21 +742,6 @@ def render_section(
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(section: str) -> None:
-    """Replace the "## PKI" section of docs/performance.md (or append it); keep the rest."""
-    text = PERFORMANCE_DOC.read_text(encoding="utf-8") if PERFORMANCE_DOC.exists() else ""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_HEADING), None)
-    if start is None:
-        prefix = text.rstrip("\n") + "\n\n" if text.strip() else ""
-        PERFORMANCE_DOC.write_text(prefix + section, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = "".join(lines[end:])
-    new = "".join(lines[:start]) + section + ("\n" + after if after else "")
-    PERFORMANCE_DOC.write_text(new, encoding="utf-8")
 
 
 # -- main ----------------------------------------------------------------------------
@@ -921,7 +838,7 @@ def run(args: argparse.Namespace) -> int:
         facts = machine_facts()
         command = shlex.join([python_path(), "bench/pki_bench.py", *sys.argv[1:]])
         section = render_section(results, notes, speed, speed_command, facts, command.strip(), args)
-        write_section(section)
+        write_section(SECTION_HEADING, section)
         say(f"wrote the PKI section of {PERFORMANCE_DOC.relative_to(ROOT)}")
     return 0
 

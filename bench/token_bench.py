@@ -52,7 +52,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -68,12 +67,29 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
+from harness import (
+    PASSPHRASE,
+    PERFORMANCE_DOC,
+    ROOT,
+    SERVER_START_TIMEOUT,
+    BenchFailure,
+    authority_command,
+    available_cores,
+    fmt_rate,
+    free_port,
+    log_tail,
+    paragraph,
+    pin,
+    python_package,
+    python_path,
+    run_cli,
+    say,
+    stop,
+    write_section,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "bench" / "oidc-provider"
-PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 SECTION_HEADING = "## Token endpoint"
-PASSPHRASE = "bench-only passphrase: 7f3a9c Quokka-Lantern-42!"  # 30+ chars, test value only
 SCOPES = ("licences:issue", "licences:revoke", "licences:read")
 BODY = urlencode({"grant_type": "client_credentials", "scope": " ".join(SCOPES)}).encode()
 TOKEN_LIFETIME = 600  # seconds; Authority's default, and what server.mjs configures
@@ -82,38 +98,12 @@ MAX_SAMPLES = 1000  # ...up to this many per row
 WARM_UP_SECONDS = 2.0  # load at full concurrency before measuring (JIT, caches, pools)
 IN_PROCESS_SECONDS = 2.0  # each in-process mode (in alternating spells), and the profile
 IN_PROCESS_SPELLS = 8
-SERVER_START_TIMEOUT = 60.0
-SERVER_STOP_TIMEOUT = 35.0  # `authority serve` drains for up to 30 s on SIGTERM
 NODE_RESOURCE = "urn:authority-bench:api"  # the audience of oidc-provider's tokens
 TARGET_RATIO = 1.5  # the goal: Authority's tokens/s at least 1.5x oidc-provider's
 BUSY_SHARE = 0.15  # CPU used by others before the run from which it is flagged as disturbed
 
-_STARTED = time.monotonic()
-
-
-def say(message: str) -> None:
-    """Print ``message`` with the time elapsed since the start."""
-    print(f"[{time.monotonic() - _STARTED:5.1f} s] {message}", flush=True)
-
-
-class BenchFailure(Exception):
-    """The benchmark cannot go on (a bad reply, a server that does not start)."""
-
 
 # -- processes -----------------------------------------------------------------------
-
-
-def pin(cores: set[int]) -> None:
-    """Pin the calling process to ``cores`` (ignored where the OS cannot)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(0, cores)
-
-
-def available_cores() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return list(range(os.cpu_count() or 1))
 
 
 def cpu_busy(seconds: float) -> float | None:
@@ -132,31 +122,6 @@ def cpu_busy(seconds: float) -> float | None:
         return None
     total = total1 - total0
     return 1 - (idle1 - idle0) / total if total > 0 else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a server we started, then SIGKILL it if it does not go."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 @dataclass
@@ -197,11 +162,6 @@ def wait_http(process: subprocess.Popen[bytes], url: str, log_path: Path, what: 
 # -- a. Authority ------------------------------------------------------------------
 
 
-def authority_command() -> list[str]:
-    """How to run the `authority` command of this checkout."""
-    return [sys.executable, "-m", "authority"]
-
-
 def authority_env(directory: Path, port: int) -> dict[str, str]:
     # Start from the caller's environment without any AUTHORITY_* setting of theirs.
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AUTHORITY_")}
@@ -217,21 +177,6 @@ def authority_env(directory: Path, port: int) -> dict[str, str]:
         }
     )
     return env
-
-
-def run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [*authority_command(), *args, "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise BenchFailure(f"`authority {' '.join(args)}` failed: {done.stderr.strip()}")
-    parsed: dict[str, Any] = json.loads(done.stdout)
-    return parsed
 
 
 @dataclass
@@ -839,19 +784,21 @@ def _code(obj: Any) -> CodeType | None:
 def _profile_steps() -> list[tuple[str, list[Any], list[Any]]]:
     """(label, functions counted in, functions taken out): distinct pieces of work."""
     from authority.db.session import Database
-    from authority.oidc import clients, server, tokens
+    from authority.oidc import cache, clients, server, tokens
     from authority.pki.file_keystore import FileKeyStore
     from authority.web import metrics, oauth
 
     return [
         (
-            "client lookup: `find_client` (SQLAlchemy ORM select on SQLite)",
-            [clients.find_client],
+            "client lookup: `ProviderCache.client` (a copy kept up to 2 s; `find_client`, "
+            "an ORM select, on a miss)",
+            [cache.ProviderCache.client],
             [],
         ),
         (
-            "signing-key lookup: `current_signing_key` (SQLAlchemy ORM select on SQLite)",
-            [tokens.current_signing_key],
+            "signing-key lookup: `ProviderCache.signing_key` (a copy kept up to 2 s; "
+            "`current_signing_key` on a miss)",
+            [cache.ProviderCache.signing_key],
             [],
         ),
         (
@@ -1116,10 +1063,6 @@ def fmt_latency(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def fmt_rate(rate: float) -> str:
-    return f"{rate:,.0f}" if rate >= 100 else f"{rate:,.1f}"
-
-
 def print_result(r: LoadResult) -> None:
     say(
         f"{r.target:<14} {r.concurrency:>2} conn  {fmt_rate(r.rate):>7} tokens/s  "
@@ -1128,13 +1071,6 @@ def print_result(r: LoadResult) -> None:
         f"generator at {r.generator_cpu:.0%} of its core)"
         + (" [stopped at --max-requests]" if r.capped else "")
     )
-
-
-def python_package(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
 
 
 def machine_facts(generator: str, busy: float | None) -> dict[str, str]:
@@ -1174,18 +1110,6 @@ def machine_facts(generator: str, busy: float | None) -> dict[str, str]:
         "generator": generator,
         "busy": "unknown" if busy is None else f"{busy:.0%}",
     }
-
-
-def python_path() -> str:
-    """The interpreter running this script, relative to the checkout when inside it."""
-    executable = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        return str(executable.relative_to(ROOT))
-    return str(executable)
-
-
-def paragraph(text: str) -> list[str]:
-    return [*textwrap.wrap(text, width=78, break_on_hyphens=False, break_long_words=False), ""]
 
 
 def bullet(text: str) -> list[str]:
@@ -1276,10 +1200,11 @@ def render_section(
         f"The load generator used at most {busiest:.0%} of its core in any row, so it "
         "was not the limit. Latency runs from sending the request to reading the whole reply; with "
         f"{c} connections it includes queueing (p50 ≈ connections / throughput). "
-        "What the two do per token differs in ways that favour oidc-provider: it holds "
-        "its client in memory and compares the secret directly, while Authority reads "
-        "the client and the current signing key from the database in a transaction "
-        "per request and checks an HMAC of the secret. Neither stores the token. "
+        "What the two do per token: oidc-provider holds its client in memory and compares "
+        "the secret directly; Authority keeps copies of the client and the current signing "
+        "key for up to 2 s (docs/oauth.md), checks an HMAC of the secret, and runs the "
+        "request's synchronous work (a unit of work that reads nothing while the copies "
+        "are fresh) in one thread-pool hand-off. Neither stores the token. "
         "oidc-provider signs with WebCrypto (off the event loop, on libuv's thread "
         "pool, pinned to the same core); Authority signs through its key store."
     )
@@ -1342,9 +1267,8 @@ def render_profile(profile: Profile, alone: LoadResult) -> list[str]:
         "straight into the ASGI app in-process on the same core (no socket, no HTTP "
         "parsing; medians of alternating spells), the request "
         f"takes {fmt_latency(profile.threads_s)} as served, and "
-        f"{fmt_latency(profile.inline_s)} when FastAPI's {profile.hand_offs:.0f} "
-        "thread-pool hand-offs per request (the sync dependencies, the sync endpoint, "
-        "the unit of work's commit) run inline instead. "
+        f"{fmt_latency(profile.inline_s)} when its {profile.hand_offs:.0f} "
+        "thread-pool hand-off(s) per request run inline instead. "
     )
     if server_s > 0 and http_s:
         text += (
@@ -1381,21 +1305,6 @@ def render_profile(profile: Profile, alone: LoadResult) -> list[str]:
         f"caller): {summary_packages(profile)}."
     )
     return lines
-
-
-def write_section(section: str) -> None:
-    """Replace the "## Token endpoint" section of docs/performance.md (or append it)."""
-    text = PERFORMANCE_DOC.read_text(encoding="utf-8") if PERFORMANCE_DOC.exists() else ""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_HEADING), None)
-    if start is None:
-        prefix = text.rstrip("\n") + "\n\n" if text.strip() else ""
-        PERFORMANCE_DOC.write_text(prefix + section, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = "".join(lines[end:])
-    new = "".join(lines[:start]) + section + ("\n" + after if after else "")
-    PERFORMANCE_DOC.write_text(new, encoding="utf-8")
 
 
 # -- main ----------------------------------------------------------------------------
@@ -1511,7 +1420,9 @@ def run(args: argparse.Namespace) -> int:
     if args.write:
         facts = machine_facts(generator or "wrk", busy)
         command = shlex.join([python_path(), "bench/token_bench.py", *sys.argv[1:]])
-        write_section(render_section(results, profile, notes, facts, command, args))
+        write_section(
+            SECTION_HEADING, render_section(results, profile, notes, facts, command, args)
+        )
         say(f"wrote the Token endpoint section of {PERFORMANCE_DOC.relative_to(ROOT)}")
     return 0
 

@@ -8,7 +8,7 @@ acknowledged before it is durable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from authority.errors import Unavailable
+
+_WRITTEN = "authority.written"  # Session.info key: classes flushed in this transaction
+
+
+def _note_written(session: Session, _context: Any) -> None:
+    written = session.info.setdefault(_WRITTEN, set())
+    written.update(type(o) for o in (*session.new, *session.dirty, *session.deleted))
+
+
+def _forget_written(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
 
 
 class DatabaseUnavailable(Unavailable):
@@ -88,6 +99,23 @@ class Database:
             bind.execution_options(**{WRITE_OPTION: True}) if isinstance(bind, Engine) else bind
         )
         self._writers = sessionmaker(bind=writer, **options)
+        self._commit_listeners: list[Callable[[set[type[Any]]], None]] = []
+
+    def after_commit(self, listener: Callable[[set[type[Any]]], None]) -> None:
+        """Call ``listener`` with the mapped classes of the ORM objects a unit of work
+        added, changed or deleted, once it has committed them (for in-process caches)."""
+        if not self._commit_listeners:
+            for sessions in (self._sessions, self._writers):
+                event.listen(sessions, "after_flush", _note_written)
+                event.listen(sessions, "after_commit", self._committed)
+                event.listen(sessions, "after_rollback", _forget_written)
+        self._commit_listeners.append(listener)
+
+    def _committed(self, session: Session) -> None:
+        written = session.info.pop(_WRITTEN, None)
+        if written:
+            for listener in self._commit_listeners:
+                listener(written)
 
     @classmethod
     def from_url(cls, url: str) -> Database:

@@ -58,6 +58,9 @@ def data_errors(schema: dict[str, Any], data: Any) -> list[dict[str, str]]:
 
 def check_data(schema: dict[str, Any], data: Any) -> dict[str, Any]:
     """``data`` if it matches ``schema``; else :class:`InvalidLicenceData` naming each field."""
+    # Valid data is the common case, and is_valid() stops at the first error it meets.
+    if isinstance(data, dict) and Draft202012Validator(schema).is_valid(data):
+        return data
     errors = data_errors(schema, data)
     if errors:
         first = errors[0]

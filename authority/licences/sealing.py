@@ -2,22 +2,25 @@
 
 :class:`AgencySealer` binds an agency's current seal key and certificate, the
 seal CA certificate and the in-process time-stamping authority; issuance
-calls it for each licence.
+calls it for each licence. :class:`SealerCache` keeps them between requests
+for as long as their certificates stay current.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from authority.agencies.models import Agency
 from authority.db.base import utcnow
 from authority.licences.models import Licence, LicenceType
-from authority.pki.models import CertificateRecord
-from authority.pki.service import Pki, load_certificate
-from authority.pki.tsa import build_request, new_nonce, token_from_response
+from authority.pki.models import CertificateRecord, CertificateRole
+from authority.pki.service import TSA_NAME, Pki, load_certificate
 from authority.seals.cades import DocumentSealer
-from authority.seals.qr import QrClaims, encode_qr_seal
+from authority.seals.qr import QrClaims, QrSealer
 
 # At most this many of a type's data fields ride in the QR seal (size: version <= 12).
 QR_FIELDS = 4
@@ -42,29 +45,40 @@ def qr_fields(licence_type: LicenceType, data: dict[str, Any]) -> tuple[tuple[st
 
 
 class AgencySealer:
-    """Seals an agency's licences with its current seal."""
+    """Seals an agency's licences with its current seal.
 
-    def __init__(self, pki: Pki, agency: Agency) -> None:
-        record = pki.agency_seal(agency)
+    Built from the current seal and TSA certificates of ``pki`` (or the records
+    given). Immutable once built: :class:`SealerCache` shares one between requests
+    for as long as both certificates stay current.
+    """
+
+    def __init__(
+        self,
+        pki: Pki,
+        agency: Agency,
+        *,
+        seal: CertificateRecord | None = None,
+        tsu: CertificateRecord | None = None,
+    ) -> None:
+        record = seal if seal is not None else pki.agency_seal(agency)
         issuer = pki.session.get(CertificateRecord, record.issuer_id)
         assert issuer is not None
-        self.seal_record = record
-        self._signer = pki.signer(record)
-        self._certificate = load_certificate(record)
-        tsa = pki.time_stamp_authority()
+        self.seal_certificate_id = record.id
+        signer = pki.signer(record)
+        certificate = load_certificate(record)
+        tsa = pki.time_stamp_authority(tsu)
 
         def timestamp(signature: bytes) -> bytes:
-            # RFC 3161 over the signature value, from our own TSA, in process.
-            request = build_request(signature, nonce=new_nonce(), cert_req=True)
-            return token_from_response(tsa.respond(request, utcnow()))
+            # RFC 3161 over the signature value, from our own TSA, in process: the
+            # token respond() would grant, without a request to encode and parse back.
+            return tsa.stamp(hashlib.sha256(signature).digest(), utcnow())
 
-        self._sealer = DocumentSealer(
-            self._signer, self._certificate, [load_certificate(issuer)], timestamp
-        )
+        self._sealer = DocumentSealer(signer, certificate, [load_certificate(issuer)], timestamp)
+        self._qr = QrSealer(signer, certificate)
 
     def seal_document(self, document: bytes, signing_time: datetime) -> tuple[bytes, int]:
         """The detached CAdES-B-T seal over ``document`` and the sealing certificate's id."""
-        return self._sealer.seal(document, signing_time), self.seal_record.id
+        return self._sealer.seal(document, signing_time), self.seal_certificate_id
 
     def qr_payload(self, licence: Licence, licence_type: LicenceType, agency: Agency) -> str:
         """The compact QR seal of ``licence``'s essential fields."""
@@ -79,4 +93,39 @@ class AgencySealer:
             valid_until=licence.valid_until.date(),
             fields=qr_fields(licence_type, licence.data),
         )
-        return encode_qr_seal(claims, self._signer, self._certificate)
+        return self._qr.seal(claims)
+
+
+class SealerCache:
+    """Agency sealers kept between requests, keyed by the certificates they seal with.
+
+    :meth:`sealer` looks up the agency's current seal and the current TSA
+    certificate on every call, in the caller's unit of work, and reuses a sealer
+    only for that same pair. A rotated or revoked seal (or TSA certificate) stops
+    being current once its change is committed, so no licence is sealed with it
+    after that: the next call builds a sealer for the new certificate, or raises
+    :class:`~authority.pki.service.NoActiveSeal`. What it saves is loading the
+    certificates, building the TSA and checking each key with a signature.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._sealers: OrderedDict[tuple[int, int], AgencySealer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def sealer(self, pki: Pki, agency: Agency) -> AgencySealer:
+        """A sealer with ``agency``'s current seal and the current TSA certificate."""
+        seal = pki.agency_seal(agency)
+        tsu = pki.current(CertificateRole.TSA, TSA_NAME)
+        key = (seal.id, tsu.id)
+        with self._lock:
+            sealer = self._sealers.get(key)
+            if sealer is not None:
+                self._sealers.move_to_end(key)
+                return sealer
+        sealer = AgencySealer(pki, agency, seal=seal, tsu=tsu)
+        with self._lock:
+            self._sealers[key] = sealer
+            while len(self._sealers) > self._size:
+                self._sealers.popitem(last=False)
+        return sealer

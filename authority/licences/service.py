@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import rfc8785
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from authority.agencies.models import Agency
 from authority.errors import AuthorityError, Conflict, InvalidInput, NotFound
 from authority.identity.identifiers import validate_resident_id, validate_uscc
+from authority.licences.canonical import canonical_json
 from authority.licences.models import Licence, LicenceCounter, LicenceEvent, LicenceType
 from authority.licences.schemas import check_data, check_schema
 
@@ -230,7 +230,7 @@ def document_bytes(
         "issuer": issuer,
         **licence_fields(licence, licence_type, agency),
     }
-    return bytes(rfc8785.dumps(document))
+    return canonical_json(document)
 
 
 def issue_licences(

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authority.errors import AuthorityError
+from authority.oidc.cache import ProviderCache
 from authority.oidc.clients import Client, ClientSecretKey, find_client
 from authority.oidc.dpop import DPoPProof, InvalidDPoPProof, verify_proof
 from authority.oidc.grants import CodeGrant, RefreshGrant, S256Challenge
@@ -81,6 +82,7 @@ class Provider:
     now: datetime
     #: The request's verified DPoP proof (RFC 9449), when it sent one.
     dpop: DPoPProof | None = None
+    cache: ProviderCache | None = None
 
     @property
     def token_endpoint(self) -> str:
@@ -371,7 +373,8 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
         """The enabled client with ``client_id``."""
         if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
             return None
-        record = find_client(self.provider.session, client_id)
+        cache, session = self.provider.cache, self.provider.session
+        record = cache.client(session, client_id) if cache else find_client(session, client_id)
         return Client(record, self.provider.secret_key) if record else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -416,6 +419,7 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
             subject=client.client_id,
             scopes=scopes,
             now=provider.now,
+            key=provider.cache.signing_key(provider.session) if provider.cache else None,
         )
         response: dict[str, Any] = {
             "access_token": token,

@@ -190,9 +190,11 @@ def issue_access_token(
     now: datetime,
     lifetime: timedelta = ACCESS_TOKEN_LIFETIME,
     extra: dict[str, Any] | None = None,
+    key: SigningKey | None = None,
 ) -> tuple[str, int]:
-    """A signed RFC 9068 access token and its lifetime in seconds."""
-    key = current_signing_key(session, TOKEN_PURPOSE)
+    """A signed RFC 9068 access token and its lifetime in seconds (signed with ``key``,
+    else the current signing key)."""
+    key = key or current_signing_key(session, TOKEN_PURPOSE)
     if key is None:
         raise SigningKeyMissing("no token-signing key exists: run `authority init`")
     issued = int(now.timestamp())

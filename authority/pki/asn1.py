@@ -19,3 +19,64 @@ def original_bytes(value: Any) -> bytes:
         return original_bytes(value.chosen)
     sequence = isinstance(value, core.Sequence | core.SequenceOf)
     return bytes(value._header + (value._contents if sequence else value.contents) + value._trailer)
+
+
+# -- DER assembled from pieces (X.690) ----------------------------------------------------
+# Signers encode what a certificate fixes once, then join per-signature pieces with these:
+# asn1crypto's object model costs far more than the signature itself.
+
+
+def der_tlv(tag: int, body: bytes) -> bytes:
+    """One DER element (X.690 §8.1.3, §10.1: definite length in the fewest octets)."""
+    size = len(body)
+    if size < 0x80:
+        return bytes((tag, size)) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + body
+
+
+def der_integer(value: int, tag: int = 0x02) -> bytes:
+    """An INTEGER in the fewest two's complement octets (X.690 §8.3.2)."""
+    magnitude = value if value >= 0 else ~value
+    return der_tlv(tag, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
+
+
+def der_oid(dotted: str) -> bytes:
+    """An OBJECT IDENTIFIER, or a name asn1crypto maps to one, as DER."""
+    return bytes(core.ObjectIdentifier(dotted).dump())
+
+
+def der_read(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
+    """The element at ``offset``: (tag, contents, offset after it). Raises ValueError.
+
+    Single-octet tags and definite lengths only, which is all DER structures
+    here use; anything else, or a length past the end, is refused.
+    """
+    end = len(data)
+    if offset + 2 > end:
+        raise ValueError("truncated DER element")
+    tag, first = data[offset], data[offset + 1]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("multi-octet DER tags are not supported")
+    start = offset + 2
+    if first & 0x80:
+        count = first & 0x7F
+        if not 0 < count <= 4 or start + count > end:
+            raise ValueError("unsupported DER length")
+        size = int.from_bytes(data[start : start + count], "big")
+        start += count
+    else:
+        size = first
+    if start + size > end:
+        raise ValueError("DER element runs past its container")
+    return tag, data[start : start + size], start + size
+
+
+def der_children(contents: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, contents) of each element of a constructed value's ``contents``."""
+    children = []
+    offset = 0
+    while offset < len(contents):
+        tag, body, offset = der_read(contents, offset)
+        children.append((tag, body))
+    return children

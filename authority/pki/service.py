@@ -464,9 +464,10 @@ class Pki:
             self.status,
         )
 
-    def time_stamp_authority(self) -> TimeStampAuthority:
-        """The time-stamping unit, with its chain for ``certReq``."""
-        tsu = self.current(CertificateRole.TSA, TSA_NAME)
+    def time_stamp_authority(self, tsu: CertificateRecord | None = None) -> TimeStampAuthority:
+        """The time-stamping unit (the current one unless ``tsu`` is given), with its chain
+        for ``certReq``."""
+        tsu = tsu if tsu is not None else self.current(CertificateRole.TSA, TSA_NAME)
         issuer = self.session.get(CertificateRecord, tsu.issuer_id)
         assert issuer is not None
         return TimeStampAuthority(

@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authority.errors import AuthorityError, ConfigurationError
-from authority.pki.asn1 import original_bytes
+from authority.pki.asn1 import der_integer, der_oid, der_tlv, original_bytes
 from authority.pki.keystore import Signer
 from authority.pki.profiles import TSA_POLICY_OID
-from authority.pki.x509sign import check_signature
+from authority.pki.x509sign import check_key
 
 __all__ = [
     "TSA_QUERY_MEDIA_TYPE",
@@ -53,6 +53,14 @@ TSA_REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 §3.4
 # its collisions let one imprint stand for two documents.
 _IMPRINT_HASHES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _SIGNATURE_ALGORITHMS = {"sha256": "sha256_ecdsa", "sha384": "sha384_ecdsa"}
+_VERSION_1 = b"\x02\x01\x01"
+_VERSION_3 = b"\x02\x01\x03"
+_GRANTED = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo, status granted (0), RFC 3161 §2.4.2
+_OID_SIGNED_DATA = der_oid("1.2.840.113549.1.7.2")
+_OID_TST_INFO = der_oid("1.2.840.113549.1.9.16.1.4")  # id-ct-TSTInfo, RFC 3161 §2.4.2
+_OID_CONTENT_TYPE = der_oid("1.2.840.113549.1.9.3")
+_OID_MESSAGE_DIGEST = der_oid("1.2.840.113549.1.9.4")
+_OID_SIGNING_CERTIFICATE_V2 = der_oid("1.2.840.113549.1.9.16.2.47")  # RFC 5035 §3
 
 
 class TimeStampResp(core.Sequence):
@@ -169,7 +177,7 @@ class TimeStampAuthority:
             raise ConfigurationError(f"unsupported TSA hash {self._hash}")
         if accuracy is not None and accuracy <= timedelta(0):
             raise ConfigurationError("TSA accuracy must be positive")
-        core.ObjectIdentifier(policy_oid).dump()  # raises ValueError on a malformed OID
+        der_oid(policy_oid)  # raises ValueError on a malformed OID
         self._signer = signer
         self._serial_source = serial_source
         self._policy = policy_oid
@@ -197,10 +205,45 @@ class TimeStampAuthority:
                 ]
             }
         )
-        self._signing_certificate_der = bytes(signing_certificate.dump())
-        self._chain = [
-            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain
-        ]
+        # Everything a token repeats is encoded once here; _sign joins it around the
+        # per-token parts (see DocumentSealer, which does the same for seals).
+        self._signing_certificate_attribute = der_tlv(
+            0x30, _OID_SIGNING_CERTIFICATE_V2 + der_tlv(0x31, bytes(signing_certificate.dump()))
+        )
+        self._content_type_attribute = der_tlv(
+            0x30, _OID_CONTENT_TYPE + der_tlv(0x31, _OID_TST_INFO)
+        )
+        # RFC 5754 §2: SHA-2 AlgorithmIdentifiers MUST be generated with absent parameters.
+        digest_algorithm = der_tlv(0x30, _digest_oid(self._hash))
+        self._digest_algorithms = der_tlv(0x31, digest_algorithm)
+        # RFC 5652 §5.3: version 1 with a sid of issuerAndSerialNumber.
+        sid = der_tlv(0x30, original_bytes(tbs["issuer"]) + original_bytes(tbs["serial_number"]))
+        self._signer_info_head = _VERSION_1 + sid + digest_algorithm
+        # RFC 5753 §2.1.1 / RFC 5758 §3.2: ecdsa-with-SHA256/384, parameters absent.
+        self._signature_algorithm = der_tlv(
+            0x30, bytes(algos.SignedDigestAlgorithmId(_SIGNATURE_ALGORITHMS[self._hash]).dump())
+        )
+        chain_der = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+        # certificates [0] IMPLICIT CertificateSet: a SET OF, sorted for DER (X.690 §11.6).
+        self._certificates = der_tlv(0xA0, b"".join(sorted({der, *chain_der})))
+        self._policy_der = der_oid(policy_oid)
+        # RFC 3161 §2.4.2: tsa [0] GeneralName, a directoryName [4] holding the subject.
+        self._tsa_name_der = der_tlv(0xA0, der_tlv(0xA4, original_bytes(tbs["subject"])))
+        parts = self._accuracy_value()
+        self._accuracy_der = (
+            der_tlv(
+                0x30,
+                # Accuracy: seconds INTEGER, millis [0] and micros [1] IMPLICIT INTEGER.
+                (der_integer(parts["seconds"]) if "seconds" in parts else b"")
+                + (der_integer(parts["millis"], 0x80) if "millis" in parts else b"")
+                + (der_integer(parts["micros"], 0x81) if "micros" in parts else b""),
+            )
+            if parts
+            else b""
+        )
+        # One signature checked against the certificate's key here, not one per token:
+        # a store that answers with another key is caught before any token is made.
+        check_key(signer)
 
     def respond(self, request_der: bytes, now: datetime) -> bytes:
         """The DER TimeStampResp answering ``request_der`` at time ``now``."""
@@ -208,13 +251,45 @@ class TimeStampAuthority:
             raise ValueError("now must be timezone-aware")
         try:
             request = self._parse(request_der)
-            token = self._token(request, now)
+            token = self._token(
+                # RFC 3161 §2.4.2: the request's imprint, algorithm included, in DER.
+                bytes(request["message_imprint"].dump(force=True)),
+                request["nonce"].native,
+                bool(request["cert_req"].native),
+                now,
+            )
         except _Reject as reject:
             log.info("time-stamp request rejected (%s): %s", reject.fail_info, reject.text)
             return rejection(reject.fail_info, reject.text)
-        return bytes(
-            TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
-        )
+        return der_tlv(0x30, _GRANTED + token)
+
+    def stamp(
+        self,
+        digest: bytes,
+        now: datetime,
+        *,
+        hash_name: str = "sha256",
+        nonce: int | None = None,
+        cert_req: bool = True,
+    ) -> bytes:
+        """The DER TimeStampToken :meth:`respond` would grant for this imprint, in process.
+
+        For callers in this process (sealing): no request to encode and no reply
+        to parse. ``digest`` is the ``hash_name`` hash of the time-stamped data.
+        Raises :class:`TimeStampRejected` where :meth:`respond` would reject.
+        """
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        if _IMPRINT_HASHES.get(hash_name) != len(digest):
+            raise TimeStampRejected(f"not a {hash_name} imprint accepted by this TSA")
+        # RFC 5754 §2: SHA-2 AlgorithmIdentifiers MUST be generated with absent parameters.
+        imprint = der_tlv(0x30, der_tlv(0x30, _digest_oid(hash_name)) + der_tlv(0x04, digest))
+        try:
+            return self._token(imprint, nonce, cert_req, now)
+        except _Reject as reject:
+            raise TimeStampRejected(
+                f"time-stamp refused ({reject.fail_info}): {reject.text}"
+            ) from None
 
     def _parse(self, request_der: bytes) -> tsp.TimeStampReq:
         if not request_der or len(request_der) > TSA_REQUEST_MAX_BYTES:
@@ -249,7 +324,8 @@ class TimeStampAuthority:
             raise _Reject("unaccepted_extensions", "no request extensions are supported")
         return request
 
-    def _token(self, request: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
+    def _token(self, imprint: bytes, nonce: int | None, cert_req: bool, now: datetime) -> bytes:
+        """The DER TimeStampToken for the DER MessageImprint ``imprint``."""
         try:
             serial = self._serial_source()
         except Exception:
@@ -259,27 +335,21 @@ class TimeStampAuthority:
         if not isinstance(serial, int) or not 0 < serial < 1 << 159:
             log.error("time-stamp serial source returned %r", serial)
             raise _Reject("system_failure", "serial number unavailable")
-        tst: dict[str, Any] = {
-            "version": "v1",
-            "policy": self._policy,
-            # RFC 3161 §2.4.2: messageImprint MUST equal the request's (algorithm included).
-            "message_imprint": request["message_imprint"].copy(),
-            "serial_number": serial,
-            "gen_time": self._gen_time(now),
-            # ordering is omitted: DEFAULT FALSE, which DER encodes by absence.
-            # RFC 3161 §2.4.2: tsa names the TSA by a subject name of its certificate.
-            "tsa": asn1_x509.GeneralName(
-                name="directory_name", value=self._cert["tbs_certificate"]["subject"].copy()
-            ),
-        }
-        accuracy = self._accuracy_value()
-        if accuracy:
-            tst["accuracy"] = accuracy
-        if request["nonce"].native is not None:
-            # RFC 3161 §2.4.2: the nonce MUST be present in the TSTInfo if it was in the request.
-            tst["nonce"] = request["nonce"].native
-        tst_info = tsp.TSTInfo(tst)
-        cert_req = bool(request["cert_req"].native)
+        # RFC 3161 §2.4.2 TSTInfo, fields in order: version, policy, messageImprint (MUST
+        # equal the request's, algorithm included), serialNumber, genTime, accuracy;
+        # ordering is omitted (DEFAULT FALSE, which DER encodes by absence); the nonce
+        # MUST be present if it was in the request; tsa names the TSA by its subject.
+        tst_info = der_tlv(
+            0x30,
+            _VERSION_1
+            + self._policy_der
+            + imprint
+            + der_integer(serial)
+            + _generalized_time(self._gen_time(now))
+            + self._accuracy_der
+            + (b"" if nonce is None else der_integer(nonce))
+            + self._tsa_name_der,
+        )
         try:
             return self._sign(tst_info, cert_req)
         except Exception:
@@ -303,63 +373,57 @@ class TimeStampAuthority:
         value = {"seconds": seconds, "millis": millis, "micros": micros}
         return {k: v for k, v in value.items() if v}
 
-    def _sign(self, tst_info: tsp.TSTInfo, cert_req: bool) -> cms.ContentInfo:
-        tst_der = bytes(tst_info.dump())
-        tbs = self._cert["tbs_certificate"]
-        # Built once in __init__: re-encoding it per token cost ~10 ms.
-        signing_certificate = tsp.SigningCertificateV2.load(self._signing_certificate_der)
-        signed_attrs = cms.CMSAttributes(
-            [
-                # RFC 5652 §5.3: signed attributes MUST include content-type and message-digest.
-                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-                cms.CMSAttribute(
-                    {
-                        "type": "message_digest",
-                        "values": [hashlib.new(self._hash, tst_der).digest()],
-                    }
-                ),
-                # RFC 3161 §2.4.1 as updated by RFC 5816: SigningCertificate(V2) MUST be present.
-                cms.CMSAttribute(
-                    {"type": "signing_certificate_v2", "values": [signing_certificate]}
-                ),
-            ]
+    def _sign(self, tst_info: bytes, cert_req: bool) -> bytes:
+        """The token: a CMS SignedData (RFC 5652) over ``tst_info``, from fixed DER pieces."""
+        digest = hashlib.new(self._hash, tst_info).digest()
+        # RFC 5652 §5.3: signed attributes MUST include content-type and message-digest;
+        # RFC 3161 §2.4.1 as updated by RFC 5816: SigningCertificate(V2) MUST be present.
+        # The SET OF is DER, so sorted (X.690 §11.6).
+        attributes = b"".join(
+            sorted(
+                (
+                    self._content_type_attribute,
+                    der_tlv(0x30, _OID_MESSAGE_DIGEST + der_tlv(0x31, der_tlv(0x04, digest))),
+                    self._signing_certificate_attribute,
+                )
+            )
         )
-        # RFC 5652 §5.4: the signature covers the DER of the SET OF attributes (tag 0x31).
-        attrs_der = bytes(signed_attrs.dump())
-        signature = self._signer.sign(attrs_der)
-        check_signature(self._signer, signature, attrs_der)
-        # RFC 5754 §2: SHA-2 AlgorithmIdentifiers MUST be generated with absent parameters.
-        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._hash, "parameters": None})
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",  # RFC 5652 §5.3: v1 with issuerAndSerialNumber
-                "sid": cms.SignerIdentifier(
-                    name="issuer_and_serial_number",
-                    value={
-                        "issuer": tbs["issuer"].copy(),
-                        "serial_number": tbs["serial_number"].native,
-                    },
-                ),
-                "digest_algorithm": digest_algorithm,
-                "signed_attrs": signed_attrs,
-                # RFC 5753 §2.1.1 / RFC 5758 §3.2: ecdsa-with-SHA256/384, parameters absent.
-                "signature_algorithm": {"algorithm": _SIGNATURE_ALGORITHMS[self._hash]},
-                "signature": signature,
-            }
+        # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF (0x31).
+        signature = self._signer.sign(der_tlv(0x31, attributes))
+        signer_info = der_tlv(
+            0x30,
+            self._signer_info_head
+            + der_tlv(0xA0, attributes)  # signedAttrs [0] IMPLICIT
+            + self._signature_algorithm
+            + der_tlv(0x04, signature),
         )
-        signed_data: dict[str, Any] = {
-            "version": "v3",  # RFC 5652 §5.1: eContentType is not id-data
-            "digest_algorithms": [digest_algorithm],
-            "encap_content_info": {"content_type": "tst_info", "content": tst_info},
-            "signer_infos": [signer_info],
-        }
-        if cert_req:
-            # RFC 3161 §2.4.1: with certReq true the TSA certificate MUST be in certificates;
-            # other certificates MAY be. With certReq false the field MUST be absent.
-            signed_data["certificates"] = [self._cert, *self._chain]
-        return cms.ContentInfo(
-            {"content_type": "signed_data", "content": cms.SignedData(signed_data)}
+        # RFC 3161 §2.4.1: with certReq true the TSA certificate MUST be in certificates;
+        # other certificates MAY be. With certReq false the field MUST be absent.
+        certificates = self._certificates if cert_req else b""
+        encap = der_tlv(0x30, _OID_TST_INFO + der_tlv(0xA0, der_tlv(0x04, tst_info)))
+        signed_data = der_tlv(
+            0x30,
+            # RFC 5652 §5.1: version 3, as eContentType is not id-data.
+            _VERSION_3
+            + self._digest_algorithms
+            + encap
+            + certificates
+            + der_tlv(0x31, signer_info),
         )
+        return der_tlv(0x30, _OID_SIGNED_DATA + der_tlv(0xA0, signed_data))
+
+
+def _digest_oid(name: str) -> bytes:
+    """The DER OBJECT IDENTIFIER of the hash ``name`` (``sha256``...)."""
+    return bytes(algos.DigestAlgorithmId(name).dump())
+
+
+def _generalized_time(moment: datetime) -> bytes:
+    """GeneralizedTime in UTC, fractions without trailing zeros (RFC 3161 §2.4.2)."""
+    text = f"{moment.year:04d}{moment:%m%d%H%M%S}"
+    if moment.microsecond:
+        text += "." + f"{moment.microsecond:06d}".rstrip("0")
+    return der_tlv(0x18, (text + "Z").encode("ascii"))
 
 
 def rejection(fail_info: str, text: str) -> bytes:

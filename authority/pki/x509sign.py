@@ -23,7 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from authority.pki.keystore import KeyAlgorithm, KeyStoreError, Signer
 
-__all__ = ["check_signature", "sign_certificate", "sign_crl"]
+__all__ = ["check_key", "check_signature", "sign_certificate", "sign_crl"]
+
+# What check_key signs: a fixed message of no protocol, so its signature can stand for nothing.
+_KEY_CHECK_MESSAGE = b"authority key check: does this store sign with the key it names?"
 
 _throwaway_keys: dict[KeyAlgorithm, ec.EllipticCurvePrivateKey] = {}
 _throwaway_lock = threading.Lock()
@@ -55,6 +58,15 @@ def check_signature(signer: Signer, signature: bytes, data: bytes) -> None:
         raise KeyStoreError(
             f"key {signer.handle!r} returned a signature that does not verify with its public key"
         ) from None
+
+
+def check_key(signer: Signer) -> None:
+    """Raise :class:`KeyStoreError` unless ``signer``'s store signs with ``signer.public_key``.
+
+    For signers that sign many things with one key (seals, time-stamps): one
+    check when they are set up, instead of a verification after every signature.
+    """
+    check_signature(signer, signer.sign(_KEY_CHECK_MESSAGE), _KEY_CHECK_MESSAGE)
 
 
 def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:

@@ -30,9 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authority.errors import AuthorityError, ConfigurationError, InvalidInput
-from authority.pki.asn1 import original_bytes
+from authority.pki.asn1 import der_children, der_read, original_bytes
+from authority.pki.asn1 import der_tlv as _tlv
 from authority.pki.keystore import Signer
-from authority.pki.x509sign import check_signature
+from authority.pki.x509sign import check_key
 
 __all__ = [
     "SEAL_MAX_BYTES",
@@ -180,15 +181,6 @@ class SealInfo:
 # --------------------------------------------------------------------------- sealing
 
 
-def _tlv(tag: int, body: bytes) -> bytes:
-    """One DER element (X.690 §8.1.3, §10.1: definite length in the fewest octets)."""
-    size = len(body)
-    if size < 0x80:
-        return bytes((tag, size)) + body
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(length))) + length + body
-
-
 def _time_der(moment: datetime) -> bytes:
     """The signing-time value (RFC 5652 §11.3), truncated to whole seconds."""
     moment = moment.astimezone(UTC)
@@ -258,6 +250,9 @@ class DocumentSealer:
             # SET OF, sorted for DER (X.690 §11.6).
             + _tlv(0xA0, b"".join(sorted(certificates)))
         )
+        # One signature checked against the certificate's key here, not one per seal:
+        # a store that answers with another key is caught before anything is sealed.
+        check_key(signer)
 
     def seal(self, content: bytes, signing_time: datetime) -> bytes:
         """The DER detached seal of ``content``, dated ``signing_time`` (whole seconds)."""
@@ -276,7 +271,6 @@ class DocumentSealer:
         # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF (0x31).
         signed = _tlv(0x31, attributes_body)
         signature = self._signer.sign(signed)
-        check_signature(self._signer, signature, signed)
         unsigned = b""
         if self._timestamp is not None:
             token = self._timestamp(signature)
@@ -309,17 +303,29 @@ def seal_document(
 
 
 def _check_token_imprint(token: bytes, signature: bytes) -> None:
-    """Raise :class:`SealTimestampError` unless ``token`` time-stamps ``signature``."""
+    """Raise :class:`SealTimestampError` unless ``token`` time-stamps ``signature``.
+
+    Reads only the path to the imprint (ContentInfo, SignedData, encapContentInfo,
+    TSTInfo, messageImprint), without asn1crypto: verification reads the rest.
+    """
     try:
-        encap = cms.ContentInfo.load(token, strict=True)["content"]["encap_content_info"]
-        imprint = encap["content"].parsed["message_imprint"]
-        algorithm = imprint["hash_algorithm"]["algorithm"].native
-        hashed = imprint["hashed_message"].native
-    except Exception as exc:  # asn1crypto raises many types on hostile input
+        _, info, _ = der_read(token)
+        _, content, _ = der_read(der_children(info)[1][1])  # [0] EXPLICIT SignedData
+        encap = der_children(content)[2][1]  # version, digestAlgorithms, encapContentInfo
+        _, tst_der, _ = der_read(der_children(encap)[1][1])  # [0] EXPLICIT OCTET STRING
+        _, tst_info, _ = der_read(tst_der)
+        imprint = der_children(tst_info)[2][1]  # version, policy, messageImprint
+        (_, algorithm), (_, hashed) = der_children(imprint)
+        oid = der_children(algorithm)[0][1]
+    except (ValueError, IndexError) as exc:
         raise SealTimestampError(f"unreadable time-stamp token: {exc}") from None
+    name = _IMPRINT_OIDS.get(oid)
     # RFC 3161 Appendix A: the imprint is a hash of the SignerInfo's signature value.
-    if algorithm not in _DIGESTS or hashlib.new(algorithm, signature).digest() != hashed:
+    if name is None or hashlib.new(name, signature).digest() != hashed:
         raise SealTimestampError("the time-stamp token is not over the seal's signature")
+
+
+_IMPRINT_OIDS = {bytes(algos.DigestAlgorithmId(name).contents): name for name in _DIGESTS}
 
 
 # --------------------------------------------------------------------------- verification

@@ -70,6 +70,9 @@ QR_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 _BASE = len(PAYLOAD_ALPHABET)
 _BASE_SQUARED = _BASE * _BASE
 _DIGITS = {c: i for i, c in enumerate(PAYLOAD_ALPHABET)}
+_PAYLOAD_CHARS = frozenset(PAYLOAD_ALPHABET)
+_TEXT_CHARS = frozenset(TEXT_ALPHABET)
+_ID_CHARS = {"citizen": frozenset(RESIDENT_ID_ALPHABET), "business": frozenset(USCC_ALPHABET)}
 _PACKED = 0x80
 # Holder byte: the kind, and how its identity number is written.
 _HOLDER_FORMS: dict[int, tuple[str, str | None]] = {
@@ -231,6 +234,10 @@ def _unpack(data: bytes, alphabet: str, count: int) -> str:
 
 
 def _has_controls(value: str) -> bool:
+    # isprintable() is false for every control (Cc) and surrogate (Cs) character, and for
+    # others besides (format, separators...): only then does each character need a look.
+    if value.isprintable():
+        return False
     return any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
 
 
@@ -238,7 +245,7 @@ def _text(what: str, value: str) -> bytes:
     """A text field: a header byte (bit 7: packed; bits 0-6: length), then its bytes."""
     if _has_controls(value):
         raise QrClaimsInvalid(f"{what} has control characters")
-    if value and len(value) <= MAX_TEXT and all(c in TEXT_ALPHABET for c in value):
+    if value and len(value) <= MAX_TEXT and _TEXT_CHARS.issuperset(value):
         return bytes([_PACKED | len(value)]) + _pack(value, TEXT_ALPHABET)
     raw = value.encode("utf-8")
     if len(raw) > MAX_TEXT:
@@ -260,7 +267,7 @@ def _holder(kind: str, number: str) -> bytes:
         raise QrClaimsInvalid(f"holder kind {kind!r} is neither citizen nor business")
     form = 0x01 if kind == "citizen" else 0x02
     alphabet = RESIDENT_ID_ALPHABET if kind == "citizen" else USCC_ALPHABET
-    if len(number) == ID_LENGTH and all(c in alphabet for c in number):
+    if len(number) == ID_LENGTH and _ID_CHARS[kind].issuperset(number):
         return bytes([form]) + _pack(number, alphabet)
     return bytes([form | 0x10]) + _text("holder id", number)
 
@@ -285,24 +292,43 @@ def _body(claims: QrClaims, key_id: bytes) -> bytes:
     return b"".join(parts)
 
 
+class QrSealer:
+    """Seals QR claims with one key; the key checks and key id are done once, here.
+
+    Raises ``ValueError`` unless ``signer`` holds a P-256 key that
+    ``seal_certificate`` certifies. Instances are immutable and may be shared.
+    """
+
+    def __init__(self, signer: Signer, seal_certificate: x509.Certificate) -> None:
+        if signer.algorithm is not KeyAlgorithm.EC_P256:
+            raise ValueError("the QR seal is ES256: the signer must hold a P-256 key")
+        public = seal_certificate.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.public_numbers() != (
+            signer.public_key.public_numbers()
+        ):
+            raise ValueError("the seal certificate does not certify the signer's key")
+        self._signer = signer
+        self._key_id = qr_key_id(seal_certificate)
+
+    def seal(self, claims: QrClaims) -> str:
+        """The payload text for the URL path (see :func:`qr_url`) of ``claims``, sealed.
+
+        Raises :class:`QrClaimsInvalid` when the claims cannot be written.
+        """
+        body = _body(claims, self._key_id)
+        if len(body) + SIGNATURE_LENGTH > MAX_PAYLOAD_BYTES:
+            raise QrClaimsInvalid(f"the claims make a seal over {MAX_PAYLOAD_BYTES} bytes")
+        r, s = decode_dss_signature(self._signer.sign(DOMAIN + body))
+        return to_text(body + r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
 def encode_qr_seal(claims: QrClaims, signer: Signer, seal_certificate: x509.Certificate) -> str:
     """Seal ``claims`` with ``signer`` (a P-256 key certified by ``seal_certificate``).
 
     Returns the payload text for the URL path (see :func:`qr_url`). Raises
     :class:`QrClaimsInvalid` when the claims cannot be written.
     """
-    if signer.algorithm is not KeyAlgorithm.EC_P256:
-        raise ValueError("the QR seal is ES256: the signer must hold a P-256 key")
-    public = seal_certificate.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey) or public.public_numbers() != (
-        signer.public_key.public_numbers()
-    ):
-        raise ValueError("the seal certificate does not certify the signer's key")
-    body = _body(claims, qr_key_id(seal_certificate))
-    if len(body) + SIGNATURE_LENGTH > MAX_PAYLOAD_BYTES:
-        raise QrClaimsInvalid(f"the claims make a seal over {MAX_PAYLOAD_BYTES} bytes")
-    r, s = decode_dss_signature(signer.sign(DOMAIN + body))
-    return to_text(body + r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return QrSealer(signer, seal_certificate).seal(claims)
 
 
 def qr_url(issuer: str, payload: str) -> str:
@@ -314,7 +340,7 @@ def qr_url(issuer: str, payload: str) -> str:
     Otherwise the issuer is kept as given (a path is case-sensitive) and the
     renderer codes it as a byte segment before the alphanumeric payload.
     """
-    if not payload or any(c not in _DIGITS for c in payload):
+    if not payload or not _PAYLOAD_CHARS.issuperset(payload):
         raise MalformedQrSeal("the payload has a character outside its alphabet")
     base = issuer.rstrip("/")
     parts = urlsplit(base)

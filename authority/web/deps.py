@@ -14,7 +14,7 @@ from authority.oidc.bearer import authenticate
 from authority.oidc.tokens import AccessToken
 
 
-def get_instance(request: Request) -> Instance:
+async def get_instance(request: Request) -> Instance:
     """The Authority instance this app serves."""
     instance: Instance = request.app.state.instance
     return instance
@@ -22,11 +22,12 @@ def get_instance(request: Request) -> Instance:
 
 def _unit_of_work(request: Request) -> Iterator[Session]:
     write = getattr(request.state, "writes", False)
-    with get_instance(request).database.transaction(write=write) as session:
+    instance: Instance = request.app.state.instance
+    with instance.database.transaction(write=write) as session:
         yield session
 
 
-def _declare_writes(request: Request) -> None:
+async def _declare_writes(request: Request) -> None:
     request.state.writes = True
 
 

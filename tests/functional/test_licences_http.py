@@ -15,7 +15,7 @@ from cryptography import x509
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from authority.agencies.service import create_agency
+from authority.agencies.service import create_agency, revoke_seal, rotate_seal
 from authority.bootstrap import pki_for
 from authority.db.base import utcnow
 from authority.db.session import Database
@@ -23,6 +23,7 @@ from authority.instance import Instance
 from authority.licences.models import Licence, LicenceEvent
 from authority.licences.service import create_licence_type
 from authority.oidc.clients import register_agency_client
+from authority.pki.crl import RevocationReason
 from authority.seals.cades import verify_document_seal
 from authority.seals.qr import verify_qr_seal
 
@@ -188,6 +189,49 @@ def test_qr_carries_a_verifiable_seal(
         check=False,
     )
     assert decoded.stdout.strip() == url
+
+
+def _sealed_by(database: Database, licence: dict[str, Any]) -> x509.Certificate:
+    """The certificate the licence's document seal verifies with (and its QR seal too)."""
+    with database.session() as session:
+        record = session.get(Licence, licence["id"])
+        assert record is not None
+        certificate = verify_document_seal(record.document, record.seal).signer_certificate
+        assert record.seal_certificate_id is not None
+    verify_qr_seal(licence["links"]["verify"], [certificate])
+    return certificate
+
+
+def test_a_rotated_seal_seals_the_next_licence(
+    client: TestClient, agency: dict[str, str], instance: Instance, database: Database
+) -> None:
+    # The first issuance leaves a sealer in the instance's cache: it must not outlive the seal.
+    before = _sealed_by(database, _issue(client, agency))
+    assert _sealed_by(database, _issue(client, agency)) == before
+    with database.transaction() as session:
+        _, rotated = rotate_seal(pki_for(instance, session), "MOT", utcnow())
+    after = _sealed_by(database, _issue(client, agency))
+    assert after != before
+    assert after.serial_number == int(rotated.serial, 16)
+    batch = client.post("/api/v1/licences/batch", json={"licences": [_body()]}, headers=agency)
+    assert batch.status_code == 200
+    assert _sealed_by(database, batch.json()["licences"][0]) == after
+
+
+def test_a_revoked_seal_seals_nothing_more(
+    client: TestClient, agency: dict[str, str], instance: Instance, database: Database
+) -> None:
+    _issue(client, agency)  # a cached sealer now holds the seal
+    with database.transaction() as session:
+        revoke_seal(pki_for(instance, session), "MOT", RevocationReason.KEY_COMPROMISE, utcnow())
+    response = client.post("/api/v1/licences", json=_body(), headers=agency)
+    assert response.status_code == 404
+    assert response.json()["type"].endswith("/no-active-seal")
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Licence)) == 1
+    with database.transaction() as session:
+        _, renewed = rotate_seal(pki_for(instance, session), "MOT", utcnow())
+    assert _sealed_by(database, _issue(client, agency)).serial_number == int(renewed.serial, 16)
 
 
 def test_a_business_holder(client: TestClient, agency: dict[str, str]) -> None:

@@ -17,7 +17,6 @@ from authority.instance import Instance
 from authority.licences import service
 from authority.licences.models import Licence, LicenceType
 from authority.licences.pdf import sealed_pdf
-from authority.licences.sealing import AgencySealer
 from authority.licences.service import Forbidden, LicenceRequest
 from authority.oidc.models import OAuthClient
 from authority.oidc.tokens import AccessToken
@@ -127,7 +126,7 @@ def _issue(
     instance: Instance, session: Session, token: AccessToken, bodies: list[LicenceIn]
 ) -> list[Licence]:
     agency = _agency(session, token)
-    sealer = AgencySealer(pki_for(instance, session), agency)
+    sealer = instance.sealers.sealer(pki_for(instance, session), agency)
     return service.issue_licences(
         session,
         sealer,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from authority.db.base import utcnow
 from authority.oidc import tokens
 from authority.oidc.metadata import server_metadata
 from authority.web.deps import WRITES, CurrentInstance, DbSession
-from authority.web.oauth import FORM, OAuthRequest, Server, to_response
+from authority.web.oauth import OAuthRequest, Server, to_response, token_response
 
 router = APIRouter(tags=["oauth"])
 
@@ -23,28 +24,15 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
-async def _token_writes(request: Request) -> None:
-    """Codes and refresh tokens are spent and stored: take the write lock up front.
-
-    Client credentials only read (their tokens are self-contained), so they do not
-    queue behind writers on SQLite.
-    """
-    if request.headers.get("content-type", "").startswith(FORM):
-        form = await request.form()
-        if form.get("grant_type") != "client_credentials":
-            request.state.writes = True
-
-
 @router.post(
     "/oauth/token",
-    dependencies=[Depends(_token_writes)],
     summary="Token endpoint (RFC 6749 §3.2)",
     response_class=Response,
     openapi_extra=_FORM_BODY,
 )
-def token(request: OAuthRequest, server: Server) -> Response:
-    """Client credentials grant; errors in RFC 6749 §5.2 form."""
-    return to_response(server.create_token_response(request))
+async def token(request: OAuthRequest, instance: CurrentInstance, http: Request) -> Response:
+    """Client credentials, authorization code and refresh grants; errors in RFC 6749 §5.2 form."""
+    return await run_in_threadpool(token_response, instance, request, http)
 
 
 @router.post(

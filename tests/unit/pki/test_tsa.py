@@ -6,6 +6,7 @@ import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import cms, tsp
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from authority.errors import ConfigurationError
 from authority.pki import profiles
-from authority.pki.keystore import KeyAlgorithm
+from authority.pki.keystore import KeyAlgorithm, KeyStoreError
 from authority.pki.tsa import (
     TSA_REQUEST_MAX_BYTES,
     TimeStampAuthority,
@@ -389,3 +390,81 @@ def test_rejection_helper_for_the_transport_layer() -> None:
         "a timestamp-query body of at most 16384 bytes"
     ]
     assert reply["time_stamp_token"].native is None
+
+
+def _is_der(value: bytes, schema: type[Any] = TimeStampResp) -> bool:
+    """Whether asn1crypto, forced to re-encode every field from its value, gives the same bytes."""
+    return bool(schema.load(value, strict=True).dump(force=True) == value)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "options"),
+    [(timedelta(seconds=1), ("-cert",)), (timedelta(milliseconds=500, microseconds=7), ())],
+)
+def test_tokens_are_der(pki_files, pki: Pki, accuracy: timedelta, options: tuple[str, ...]) -> None:
+    authority = TimeStampAuthority(
+        pki.tsa, pki.tsa_signer, serial_source=lambda: 1 << 126, chain=[pki.ca], accuracy=accuracy
+    )
+    request, _ = query(pki_files, "-sha256", *options)
+    now = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    response = authority.respond(request, now)
+    assert parse(response)["status"]["status"].native == "granted"
+    assert _is_der(response)
+    # Fractions only when the accuracy is finer than a second (RFC 3161 §2.4.2).
+    fraction = 789000 if accuracy < timedelta(seconds=1) else 0
+    assert tst_info(response)["gen_time"].native == now.replace(microsecond=fraction)
+
+
+def test_stamp_makes_a_token_openssl_verifies(pki_files, pki: Pki) -> None:
+    serials = itertools.count(1000)
+    authority = TimeStampAuthority(
+        pki.tsa, pki.tsa_signer, serial_source=lambda: next(serials), chain=[pki.ca]
+    )
+    now = datetime.now(UTC)
+    tokens = [authority.stamp(hashlib.sha256(DATA).digest(), now) for _ in range(3)]
+    directory = pki_files["root"].parent
+    (directory / "data.txt").write_bytes(DATA)
+    for index, token in enumerate(tokens):
+        (directory / "token.der").write_bytes(token)
+        result = openssl(
+            "ts", "-verify", "-in", directory / "token.der", "-token_in",
+            "-data", directory / "data.txt", "-CAfile", pki_files["root"],
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "Verification: OK"
+        assert _is_der(token, cms.ContentInfo)
+        info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+        assert info["serial_number"].native == 1000 + index
+        assert info["message_imprint"].dump() == (
+            # RFC 5754 §2: sha256 with parameters absent.
+            bytes.fromhex("302f300b06096086480165030402010420") + hashlib.sha256(DATA).digest()
+        )
+        assert info["nonce"].native is None
+    # Changed data: OpenSSL refuses the token.
+    (directory / "data.txt").write_bytes(DATA + b"!")
+    result = openssl(
+        "ts", "-verify", "-in", directory / "token.der", "-token_in",
+        "-data", directory / "data.txt", "-CAfile", pki_files["root"],
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "message imprint mismatch" in result.stderr
+
+
+def test_stamp_refuses_what_respond_would_reject(pki: Pki) -> None:
+    authority = TimeStampAuthority(pki.tsa, pki.tsa_signer, serial_source=lambda: 0)
+    with pytest.raises(TimeStampRejected, match="system_failure"):
+        authority.stamp(hashlib.sha256(DATA).digest(), datetime.now(UTC))
+    with pytest.raises(TimeStampRejected, match="not a sha1 imprint"):
+        authority.stamp(hashlib.sha1(DATA).digest(), datetime.now(UTC), hash_name="sha1")
+    with pytest.raises(TimeStampRejected, match="not a sha256 imprint"):
+        authority.stamp(b"short", datetime.now(UTC))
+
+
+def test_a_store_signing_with_another_key_is_refused_at_set_up(pki: Pki) -> None:
+    class WrongKey(type(pki.tsa_signer)):  # type: ignore[misc]
+        def sign(self, data: bytes) -> bytes:
+            return pki.seal_signer.sign(data)
+
+    liar = WrongKey(pki.tsa_signer._store, pki.tsa_signer.info)
+    with pytest.raises(KeyStoreError, match="does not verify"):
+        TimeStampAuthority(pki.tsa, liar, serial_source=lambda: 1)

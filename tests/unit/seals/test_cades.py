@@ -20,6 +20,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from authority.errors import ConfigurationError, InvalidInput
 from authority.pki import profiles
+from authority.pki.asn1 import der_oid, der_tlv, original_bytes
 from authority.pki.keystore import KeyAlgorithm
 from authority.pki.tsa import TimeStampAuthority, build_request, new_nonce, token_from_response
 from authority.seals.cades import (
@@ -98,12 +99,7 @@ _SIGNER_INFO = (
 )  # fmt: skip
 
 
-def der(tag: int, body: bytes) -> bytes:
-    size = len(body)
-    if size < 0x80:
-        return bytes((tag, size)) + body
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(length))) + length + body
+der = der_tlv
 
 
 def elements(data: bytes) -> list[bytes]:
@@ -586,14 +582,18 @@ def test_a_time_stamp_signed_by_a_non_tsa_certificate(pki: Pki, seal: bytes) -> 
     # so a TSA answering with the seal key is assembled around it.
     genuine = TimeStampAuthority(pki.tsa, pki.tsa_signer, serial_source=lambda: 7)
     seal_der = pki.seal.public_bytes(serialization.Encoding.DER)
+    tbs = asn1_x509.Certificate.load(seal_der)["tbs_certificate"]
+    sid = der_tlv(0x30, original_bytes(tbs["issuer"]) + original_bytes(tbs["serial_number"]))
+    ess = tsp.SigningCertificateV2({"certs": [{"cert_hash": hashlib.sha256(seal_der).digest()}]})
     impostor = object.__new__(TimeStampAuthority)
     impostor.__dict__.update(
         genuine.__dict__,
         _signer=pki.seal_signer,
-        _cert=asn1_x509.Certificate.load(seal_der),
-        _signing_certificate_der=tsp.SigningCertificateV2(
-            {"certs": [{"cert_hash": hashlib.sha256(seal_der).digest()}]}
-        ).dump(),
+        _certificates=der_tlv(0xA0, seal_der),
+        _signer_info_head=b"\x02\x01\x01" + sid + der_tlv(0x30, der_oid("2.16.840.1.101.3.4.2.1")),
+        _signing_certificate_attribute=der_tlv(
+            0x30, der_oid("1.2.840.113549.1.9.16.2.47") + der_tlv(0x31, ess.dump())
+        ),
     )
     signature = signer_info(seal)["signature"].native
     token = token_from_response(impostor.respond(build_request(signature), STAMP_TIME))

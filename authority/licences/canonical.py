@@ -1,0 +1,64 @@
+"""RFC 8785 JSON Canonicalization Scheme for licence documents, with a fast path.
+
+:func:`canonical_json` gives exactly ``rfc8785.dumps``'s bytes. Licence
+documents hold only strings, integers, booleans, null, arrays and objects;
+for those, RFC 8785 output is what the standard library's C encoder writes
+with sorted keys, no whitespace and no ASCII escaping, provided that:
+
+- no number is a float (RFC 8785 §3.2.2.3 uses ECMAScript's number form) or
+  an integer outside ±(2**53 - 1) (I-JSON, RFC 7493 §2.2, which rfc8785 refuses);
+- no object key has a character at or above U+D800, since RFC 8785 §3.2.3
+  sorts keys by UTF-16 code units and Python by code points, which differ
+  only from there on;
+- every string is valid Unicode (no lone surrogates: RFC 8785 §3.2.2.2).
+
+String escaping already agrees: both write ``\\"``, ``\\\\``, ``\\b``, ``\\t``,
+``\\n``, ``\\f``, ``\\r`` and other controls below U+0020 as ``\\u00xx`` in lower
+case, and everything else as UTF-8 (RFC 8785 §3.2.2.2). Anything else goes
+to ``rfc8785`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import rfc8785
+
+_INT_LIMIT = 2**53 - 1
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is inside the fast path's domain (see the module docstring)."""
+    if isinstance(value, str):
+        return value.isascii() or not _has_surrogate(value)
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return -_INT_LIMIT <= value <= _INT_LIMIT
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _plain(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """The RFC 8785 canonical form of ``value``, as ``rfc8785.dumps`` gives it."""
+    if _plain(value):
+        return _ENCODER.encode(value).encode("utf-8")
+    return bytes(rfc8785.dumps(value))
