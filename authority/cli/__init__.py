@@ -6,7 +6,7 @@ user can act on, 2 for a usage error, 70 for an unexpected failure. One
 module per area registers its commands on the group in :mod:`authority.cli.base`.
 """
 
-from authority.cli import licences, oauth, pki, setup  # noqa: F401 - they register commands
+from authority.cli import audit, licences, oauth, pki, setup  # noqa: F401 - they register commands
 from authority.cli.base import cli, main
 
 __all__ = ["cli", "main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -71,3 +72,13 @@ def test_concurrent_issuance_across_two_workers(live: LiveAuthority) -> None:
         for licence in results[:: max(1, expected // 10)]:
             stored = http.get(f"/api/v1/licences/{licence['id']}").json()
             assert stored["number"] == licence["number"]
+    # Both workers appended to one audit chain: one entry per licence, nothing forked.
+    verdict = live.cli_json("audit", "verify")
+    assert verdict["intact"] is True, verdict
+    issued = [e for e in _export(live) if e["event"] == "licence.issued"]
+    assert sorted(e["details"]["number"] for e in issued) == sorted(numbers)
+
+
+def _export(live: LiveAuthority) -> list[dict[str, Any]]:
+    lines = live.cli("audit", "export").stdout.splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["kind"] == "entry"]
