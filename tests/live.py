@@ -86,6 +86,25 @@ class LiveAuthority:
                 raise AssertionError("authority serve did not become ready")
             time.sleep(0.2)
 
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown, no flush, as a crash or the OOM killer would."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.communicate(timeout=30)
+        self.process = None
+
+    def demo_agency(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Seed the demo; return its agency and bearer headers for the agency's API client."""
+        agency = self.cli_json("demo")["agency"]
+        response = httpx.post(
+            f"{self.url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(agency["client_id"], agency["client_secret"]),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return agency, {"Authorization": f"Bearer {response.json()['access_token']}"}
+
     def stop(self) -> str:
         """Stop the server gracefully; return what it logged."""
         if self.process is None:
@@ -104,14 +123,11 @@ class LiveAuthority:
 PASSPHRASE = "live test passphrase, not a secret: 41c9"
 
 
-def serve_initialised(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    variant: str,
-    workers: int = 1,
-) -> Iterator[LiveAuthority]:
-    """Run `authority init` then serve, for a ``keystore-database`` variant such as
-    ``file-sqlite`` or ``pkcs11-postgresql``; stop the server afterwards."""
+def initialised(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, variant: str
+) -> LiveAuthority:
+    """An instance on which `authority init` ran, not yet serving, for a
+    ``keystore-database`` variant such as ``file-sqlite`` or ``pkcs11-postgresql``."""
     keystore, database = variant.split("-")
     workdir = tmp_path_factory.mktemp(variant)
     port = free_port()
@@ -140,6 +156,17 @@ def serve_initialised(
         url=f"http://127.0.0.1:{port}", env=clean_environment(env), workdir=workdir
     )
     authority.cli("init")
+    return authority
+
+
+def serve_initialised(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    variant: str,
+    workers: int = 1,
+) -> Iterator[LiveAuthority]:
+    """:func:`initialised`, served; stopped afterwards."""
+    authority = initialised(request, tmp_path_factory, variant)
     authority.start(workers)
     yield authority
     authority.stop()

@@ -27,20 +27,12 @@ def live(
 
 
 def test_concurrent_issuance_across_two_workers(live: LiveAuthority) -> None:
-    demo = live.cli_json("demo")["agency"]
-    token = httpx.post(
-        f"{live.url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(demo["client_id"], demo["client_secret"]),
-        timeout=30,
-    ).json()["access_token"]
+    demo, headers = live.demo_agency()
     example = demo["licence_example"]
 
     def client(index: int) -> list[dict[str, Any]]:
         issued: list[dict[str, Any]] = []
-        with httpx.Client(
-            base_url=live.url, timeout=120, headers={"Authorization": f"Bearer {token}"}
-        ) as http:
+        with httpx.Client(base_url=live.url, timeout=120, headers=headers) as http:
             for batch in range(BATCHES_PER_CLIENT):
                 if batch % 2:
                     response = http.post("/api/v1/licences", json=example)
@@ -66,9 +58,7 @@ def test_concurrent_issuance_across_two_workers(live: LiveAuthority) -> None:
     sequence = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
     assert sequence == list(range(1, expected + 1)), "numbers skipped or repeated"
     # Every acknowledged licence is there, as acknowledged.
-    with httpx.Client(
-        base_url=live.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
+    with httpx.Client(base_url=live.url, timeout=30, headers=headers) as http:
         for licence in results[:: max(1, expected // 10)]:
             stored = http.get(f"/api/v1/licences/{licence['id']}").json()
             assert stored["number"] == licence["number"]
