@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from authority.seals.cades import verify_document_seal
 from tests.conftest import PostgresServer
 from tests.live import LiveAuthority, clean_environment, initialised
+from tests.openssl import cms_verify
 
 pytestmark = pytest.mark.slow
 
@@ -35,20 +36,19 @@ def _eventually(check: Callable[[], bool], seconds: float = 20) -> bool:
 
 
 @pytest.fixture
-def live_postgresql(
+def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveAuthority]:
-    authority = initialised(request, tmp_path_factory, "file-postgresql")
+    """A served instance of the variant the test names (``indirect`` parametrisation)."""
+    authority = initialised(request, tmp_path_factory, request.param)
     authority.start()
     yield authority
     authority.stop()
 
 
 @pytest.mark.postgresql
-def test_readyz_follows_the_database(
-    live_postgresql: LiveAuthority, postgres_server: PostgresServer
-) -> None:
-    live = live_postgresql
+@pytest.mark.parametrize("live", ["file-postgresql"], indirect=True)
+def test_readyz_follows_the_database(live: LiveAuthority, postgres_server: PostgresServer) -> None:
     agency, headers = live.demo_agency()
     name = make_url(live.env["AUTHORITY_DATABASE_URL"]).database
 
@@ -87,18 +87,8 @@ def test_readyz_follows_the_database(
     assert issued.status_code == 201, issued.text
 
 
-@pytest.fixture
-def live_sqlite(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveAuthority]:
-    authority = initialised(request, tmp_path_factory, "file-sqlite")
-    authority.start()
-    yield authority
-    authority.stop()
-
-
-def test_sigterm_lets_an_in_flight_request_finish(live_sqlite: LiveAuthority) -> None:
-    live = live_sqlite
+@pytest.mark.parametrize("live", ["file-sqlite"], indirect=True)
+def test_sigterm_lets_an_in_flight_request_finish(live: LiveAuthority) -> None:
     agency, headers = live.demo_agency()
     example = agency["licence_example"]
     batch = {"licences": [example] * 1000}  # seconds of sealing: surely in flight
@@ -137,48 +127,13 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
     assert result.returncode == 0, f"{' '.join(args)}: {result.stderr}"
 
 
-def _openssl_verifies(document: bytes, seal: bytes, root: bytes, workdir: Path) -> None:
-    (workdir / "doc.json").write_bytes(document)
-    (workdir / "seal.der").write_bytes(seal)
-    (workdir / "root.pem").write_bytes(root)
-    _run(
-        [
-            "openssl",
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "seal.der",
-            "-content",
-            "doc.json",
-            "-CAfile",
-            "root.pem",
-            "-out",
-            "/dev/null",
-        ],
-        workdir,
-    )
-
-
-@pytest.fixture(params=["file-sqlite", "file-postgresql"])
-def live_any(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveAuthority]:
-    authority = initialised(request, tmp_path_factory, request.param)
-    authority.start()
-    yield authority
-    authority.stop()
-
-
+@pytest.mark.parametrize("live", ["file-sqlite", "file-postgresql"], indirect=True)
 def test_backup_restored_elsewhere_still_proves_an_old_licence(
-    live_any: LiveAuthority, request: pytest.FixtureRequest, tmp_path: Path
+    live: LiveAuthority, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    for tool in ("sqlite3", "pg_dump", "pg_restore", "openssl", "tar"):
+    for tool in ("sqlite3", "pg_dump", "pg_restore", "tar"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is required (see .ci/run)", pytrace=False)
-    live = live_any
     agency, headers = live.demo_agency()
     old = httpx.post(
         f"{live.url}/api/v1/licences", json=agency["licence_example"], headers=headers, timeout=30
@@ -226,7 +181,8 @@ def test_backup_restored_elsewhere_still_proves_an_old_licence(
         assert json.loads(document.content)["number"] == old["number"]
         assert verify_document_seal(document.content, seal.content).timestamp is not None
         root = httpx.get(f"{restored.url}/pki/ca/root.pem").content
-        _openssl_verifies(document.content, seal.content, root, tmp_path)
+        checked = cms_verify(tmp_path, document.content, seal.content, root)
+        assert checked.returncode == 0, checked.stderr
         assert restored.cli_json("audit", "verify")["intact"] is True
         # The restored keys still sign: a new licence, numbered after the old one.
         new = httpx.post(
