@@ -66,14 +66,20 @@ class LiveAuthority:
     def start(self, workers: int = 1) -> None:
         """Serve, and wait until /readyz says ready."""
         port = self.url.rsplit(":", 1)[1]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "authority", "serve", "--port", port, "--workers", str(workers)],
-            env=self.env,
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # The log goes to a file: a pipe nobody reads until stop() fills up after a few
+        # thousand requests and then blocks the server in its next write.
+        with self.log.open("a", encoding="utf-8") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "authority", "serve"),
+                    *("--port", port, "--workers", str(workers)),
+                ],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
@@ -90,7 +96,7 @@ class LiveAuthority:
         """SIGKILL the server: no shutdown, no flush, as a crash or the OOM killer would."""
         assert self.process is not None
         self.process.kill()
-        self.process.communicate(timeout=30)
+        self.process.wait(timeout=30)
         self.process = None
 
     def demo_agency(self) -> tuple[dict[str, Any], dict[str, str]]:
@@ -105,6 +111,11 @@ class LiveAuthority:
         assert response.status_code == 200, response.text
         return agency, {"Authorization": f"Bearer {response.json()['access_token']}"}
 
+    @property
+    def log(self) -> Path:
+        """Where the server's log (its standard error) goes, across restarts."""
+        return self.workdir / "serve.log"
+
     def stop(self) -> str:
         """Stop the server gracefully; return what it logged."""
         if self.process is None:
@@ -112,12 +123,12 @@ class LiveAuthority:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            _, stderr = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, stderr = self.process.communicate()
+            self.process.wait()
         self.process = None
-        return stderr or ""
+        return self.log.read_text(encoding="utf-8")
 
 
 PASSPHRASE = "live test passphrase, not a secret: 41c9"
