@@ -195,3 +195,22 @@ def test_backup_restored_elsewhere_still_proves_an_old_licence(
         assert new.json()["number"] > old["number"]
     finally:
         restored.stop()
+
+
+@pytest.mark.parametrize("live", ["file-sqlite"], indirect=True)
+def test_serve_seals_the_audit_trail_on_its_own(live: LiveAuthority) -> None:
+    live.stop()
+    live.env["AUTHORITY_AUDIT_CHECKPOINT_SECONDS"] = "1"
+    live.start()
+    agency, headers = live.demo_agency()  # the demo's agency and clients are recorded
+    issued = httpx.post(
+        f"{live.url}/api/v1/licences", json=agency["licence_example"], headers=headers, timeout=30
+    )
+    assert issued.status_code == 201, issued.text
+
+    def sealed_to_the_end() -> bool:
+        verdict = live.cli_json("audit", "verify")
+        return bool(verdict["intact"] and verdict["anchored"] == verdict["entries"])
+
+    assert _eventually(sealed_to_the_end, seconds=30)
+    assert "audit checkpoint:" in live.stop()
