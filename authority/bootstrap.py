@@ -12,6 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from authority.audit import operator, record
+from authority.audit.checkpoints import make_checkpoint
+from authority.audit.trail import INITIALISED
 from authority.config import Environment, KeyStoreKind
 from authority.db.base import utcnow
 from authority.db.migrate import current_revision, upgrade
@@ -126,6 +129,13 @@ def initialise(instance: Instance) -> InitReport:
         session.flush()
         instance_id = installation.instance_id
         created += ensure_service_keys(instance, session, utcnow())
+        if created:
+            details = {"created": list(created)}
+            record(session, INITIALISED, operator(), f"instance:{instance_id}", details)
+    # The first checkpoint anchors the trail from the start (`audit.schedule` adds more).
+    with instance.database.transaction() as session:
+        if make_checkpoint(pki_for(instance, session), utcnow()) is not None:
+            created.append("audit checkpoint")
     return InitReport(
         database=redacted_url(settings.database_url),
         schema_from=before,

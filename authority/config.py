@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     )
     log_format: LogFormat = Field(LogFormat.TEXT, description="`text` or `json`.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    audit_checkpoint_seconds: int = Field(
+        60, ge=0, description="Seconds between automatic audit checkpoints while serving; 0: none."
+    )
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
     )

@@ -20,7 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
-from authority.agencies.service import create_agency
+from authority.agencies.service import audit_new_agency, create_agency
+from authority.audit import operator
+from authority.audit.trail import record_client
 from authority.bootstrap import pki_for, require_initialised
 from authority.db.base import utcnow
 from authority.identity.accounts import create_business, create_citizen
@@ -85,8 +87,9 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
         pki = pki_for(instance, session)
         agency = session.scalar(select(Agency).where(Agency.code == DEMO_AGENCY_CODE))
         if agency is None:
-            agency, _ = create_agency(pki, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, now)
-            register_agency_client(session, key, agency, now, secret=agency_secret)
+            agency, seal = create_agency(pki, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, now)
+            new = register_agency_client(session, key, agency, now, secret=agency_secret)
+            audit_new_agency(session, agency, seal, new.record.client_id, operator())
         agency_client = session.scalar(
             select(OAuthClient).where(OAuthClient.agency_id == agency.id)
         )
@@ -102,6 +105,7 @@ def seed_demo(instance: Instance) -> dict[str, Any]:
                 now=now,
                 secret=portal_secret,
             ).record
+            record_client(session, portal, operator())
         assert agency_client is not None
         if session.scalar(select(Citizen).where(Citizen.id_number == DEMO_CITIZEN_ID)) is None:
             create_citizen(

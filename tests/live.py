@@ -66,14 +66,20 @@ class LiveAuthority:
     def start(self, workers: int = 1) -> None:
         """Serve, and wait until /readyz says ready."""
         port = self.url.rsplit(":", 1)[1]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "authority", "serve", "--port", port, "--workers", str(workers)],
-            env=self.env,
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # The log goes to a file: a pipe nobody reads until stop() fills up after a few
+        # thousand requests and then blocks the server in its next write.
+        with self.log.open("a", encoding="utf-8") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "authority", "serve"),
+                    *("--port", port, "--workers", str(workers)),
+                ],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
@@ -86,6 +92,30 @@ class LiveAuthority:
                 raise AssertionError("authority serve did not become ready")
             time.sleep(0.2)
 
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown, no flush, as a crash or the OOM killer would."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def demo_agency(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Seed the demo; return its agency and bearer headers for the agency's API client."""
+        agency = self.cli_json("demo")["agency"]
+        response = httpx.post(
+            f"{self.url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(agency["client_id"], agency["client_secret"]),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return agency, {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    @property
+    def log(self) -> Path:
+        """Where the server's log (its standard error) goes, across restarts."""
+        return self.workdir / "serve.log"
+
     def stop(self) -> str:
         """Stop the server gracefully; return what it logged."""
         if self.process is None:
@@ -93,26 +123,25 @@ class LiveAuthority:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            _, stderr = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, stderr = self.process.communicate()
+            self.process.wait()
         self.process = None
-        return stderr or ""
+        return self.log.read_text(encoding="utf-8")
 
 
 PASSPHRASE = "live test passphrase, not a secret: 41c9"
 
 
-def serve_initialised(
+def initialised(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     variant: str,
-    workers: int = 1,
     host: str = "127.0.0.1",
-) -> Iterator[LiveAuthority]:
-    """Run `authority init` then serve, for a ``keystore-database`` variant such as
-    ``file-sqlite`` or ``pkcs11-postgresql``; stop the server afterwards."""
+) -> LiveAuthority:
+    """An instance on which `authority init` ran, not yet serving, for a
+    ``keystore-database`` variant such as ``file-sqlite`` or ``pkcs11-postgresql``."""
     keystore, database = variant.split("-")
     workdir = tmp_path_factory.mktemp(variant)
     port = free_port()
@@ -143,6 +172,18 @@ def serve_initialised(
         url=f"http://{host}:{port}", env=clean_environment(env), workdir=workdir
     )
     authority.cli("init")
+    return authority
+
+
+def serve_initialised(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    variant: str,
+    workers: int = 1,
+    host: str = "127.0.0.1",
+) -> Iterator[LiveAuthority]:
+    """:func:`initialised`, served; stopped afterwards."""
+    authority = initialised(request, tmp_path_factory, variant, host)
     authority.start(workers)
     yield authority
     authority.stop()

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
+from authority.audit.trail import AGENCY_CREATED, CLIENT_REGISTERED, SEAL_CREATED, record
 from authority.errors import Conflict, InvalidInput, NotFound
 from authority.pki.crl import RevocationReason
 from authority.pki.models import CertificateRecord
@@ -48,6 +49,16 @@ def create_agency(
     pki.session.add(agency)
     pki.session.flush()
     return agency, pki.issue_agency_seal(agency, now)
+
+
+def audit_new_agency(
+    session: Session, agency: Agency, seal: CertificateRecord, client_id: str, actor: str
+) -> None:
+    """Record a new agency in the audit trail: the agency, its first seal, its API client."""
+    subject = f"agency:{agency.code}"
+    record(session, AGENCY_CREATED, actor, subject, {"name": agency.name})
+    record(session, SEAL_CREATED, actor, subject, {"serial": seal.serial})
+    record(session, CLIENT_REGISTERED, actor, f"client:{client_id}", {"agency": agency.code})
 
 
 def rotate_seal(

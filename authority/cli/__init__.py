@@ -7,6 +7,7 @@ module per area registers its commands on the group in :mod:`authority.cli.base`
 """
 
 from authority.cli import (  # noqa: F401 - they register commands
+    audit,
     identity,
     licences,
     oauth,

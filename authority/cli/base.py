@@ -95,7 +95,7 @@ def _fail(message: str, status: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; turn every failure into one line on stderr."""
     try:
-        cli.main(args=argv, prog_name="authority", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="authority", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -110,3 +110,6 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except Exception as exc:  # the last resort: never a traceback
         _fail(f"unexpected error: {type(exc).__name__}: {exc}", EXIT_UNEXPECTED)
+    # Without standalone mode, click returns a command's `Exit` status instead of exiting.
+    if isinstance(status, int) and status:
+        sys.exit(status)

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from authority.audit import operator
+from authority.audit.trail import record_client
 from authority.cli.base import cli, command, emit, opened_instance
 from authority.db.base import utcnow
 from authority.errors import InvalidInput
@@ -104,6 +106,7 @@ def client_create_command(
             now=utcnow(),
         )
         data = client.describe()
+        record_client(session, client.record, operator())
     text = [f"client_id: {data['client_id']}"]
     if "client_secret" in data:
         text.append(f"client_secret: {data['client_secret']} (shown once)")

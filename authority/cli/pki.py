@@ -7,7 +7,13 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from authority.agencies.service import create_agency, revoke_seal, rotate_seal
+from authority.agencies.service import audit_new_agency, create_agency, revoke_seal, rotate_seal
+from authority.audit import operator, record
+from authority.audit.trail import (
+    KEY_ROTATED,
+    SEAL_REVOKED,
+    SEAL_ROTATED,
+)
 from authority.bootstrap import pki_for
 from authority.cli.base import cli, command, emit, opened_instance
 from authority.db.base import utcnow
@@ -48,6 +54,7 @@ def agency_create_command(code: str, name: str) -> None:
         now = utcnow()
         agency, seal = create_agency(pki_for(instance, session), code, name, now)
         client = register_agency_client(session, instance.client_secret_key, agency, now)
+        audit_new_agency(session, agency, seal, client.record.client_id, operator())
         data: dict[str, Any] = {
             "code": agency.code,
             "name": agency.name,
@@ -70,6 +77,13 @@ def seal_rotate_command(code: str) -> None:
     what it sealed."""
     with opened_instance() as instance, instance.database.transaction() as session:
         previous, seal = rotate_seal(pki_for(instance, session), code, utcnow())
+        record(
+            session,
+            SEAL_ROTATED,
+            operator(),
+            f"agency:{code}",
+            {"serial": seal.serial, "previous": previous.serial if previous else None},
+        )
         data = {
             "agency": code,
             "seal": _seal_summary(seal),
@@ -95,14 +109,15 @@ def seal_revoke_command(code: str, reason: str, serial: str | None) -> None:
     """Revoke an agency's seal certificate; the CRL, OCSP and trust list show it at once."""
     parsed = parse_revocation_reason(reason)
     with opened_instance() as instance, instance.database.transaction() as session:
-        record = revoke_seal(pki_for(instance, session), code, parsed, utcnow(), serial)
+        revoked = revoke_seal(pki_for(instance, session), code, parsed, utcnow(), serial)
         data = {
             "agency": code,
-            "serial": record.serial,
+            "serial": revoked.serial,
             "reason": parsed.value,
-            "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+            "revoked_at": revoked.revoked_at.isoformat() if revoked.revoked_at else None,
         }
-    emit(data, f"agency {code}: seal certificate {record.serial} revoked ({parsed.value})")
+        record(session, SEAL_REVOKED, operator(), f"agency:{code}", data)
+    emit(data, f"agency {code}: seal certificate {revoked.serial} revoked ({parsed.value})")
 
 
 @command(keys_group, "rotate")
@@ -117,6 +132,13 @@ def keys_rotate_command(purpose: str) -> None:
     token it signed has expired."""
     with opened_instance() as instance, instance.database.transaction() as session:
         previous, new = rotate_signing_key(session, instance.keystore, purpose, utcnow())
+        record(
+            session,
+            KEY_ROTATED,
+            operator(),
+            f"key:{purpose}",
+            {"kid": new.kid, "previous_kid": previous.kid if previous else None},
+        )
         data = {
             "purpose": purpose,
             "kid": new.kid,

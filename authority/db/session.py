@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from authority.errors import Unavailable
+from authority.errors import InvalidInput, Unavailable
 
 _WRITTEN = "authority.written"  # Session.info key: classes flushed in this transaction
 
@@ -43,6 +43,20 @@ def database_unavailable(exc: OperationalError | InterfaceError) -> DatabaseUnav
     """Describe a connection-level database failure without leaking credentials."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
     return DatabaseUnavailable(f"database unavailable: {reason}")
+
+
+class ValueRefused(InvalidInput):
+    """The database refused a value the checks let through (PostgreSQL: U+0000 in text)."""
+
+    slug = "value-refused"
+    title = "Value refused"
+
+
+def value_refused(_exc: DataError) -> ValueRefused:
+    """Describe a value the database cannot store, without echoing it."""
+    return ValueRefused(
+        "a value cannot be stored: text must not contain U+0000 and numbers must fit their field"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

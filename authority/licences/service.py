@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
+from authority.audit.trail import LICENCE_ISSUED, LICENCE_STATUS, record
 from authority.errors import AuthorityError, Conflict, InvalidInput, NotFound
 from authority.identity.identifiers import validate_resident_id, validate_uscc
 from authority.licences.canonical import canonical_json
@@ -297,6 +298,7 @@ def issue_licences(
         licence.qr_payload = sealer.qr_payload(licence, item.licence_type, agency)
         session.add(licence)
         session.add(LicenceEvent(licence_id=licence.id, action="issued", actor=actor, at=now))
+        record(session, LICENCE_ISSUED, actor, licence.id, {"number": licence.number})
         issued.append(licence)
     session.flush()
     return issued
@@ -359,6 +361,13 @@ def change_status(
     licence.status_changed_at = now
     session.add(
         LicenceEvent(licence_id=licence.id, action=action, reason=reason, actor=actor, at=now)
+    )
+    record(
+        session,
+        LICENCE_STATUS[action],
+        actor,
+        licence.id,
+        {"number": licence.number, "reason": reason},
     )
     session.flush()
     return licence

@@ -109,7 +109,11 @@ def check_form(request: OAuth2Request) -> None:
         )
     repeated = sorted(k for k, values in request.payload.datalist.items() if len(values) > 1)
     if repeated:
-        raise InvalidRequestError(description=f"parameter repeated: {', '.join(repeated)}")
+        # RFC 6749 §5.2: error_description holds %x20-21 / %x23-5B / %x5D-7E only.
+        named = ", ".join(
+            n if all(" " <= c <= "~" and c not in '"\\' for c in n) else "?" for n in repeated
+        )
+        raise InvalidRequestError(description=f"parameter repeated: {named}")
 
 
 class InvalidDPoPProofError(OAuth2Error):  # type: ignore[misc]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,13 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
+from authority.db.base import utcnow
 from authority.errors import Conflict, NotFound
 from authority.pki import profiles
 from authority.pki.crl import RevocationReason, RevokedEntry, build_crl
 from authority.pki.keystore import KeyStore, Signer
 from authority.pki.models import CertificateRecord, CertificateRole, CrlRecord
 from authority.pki.ocsp import CertStatus, OcspResponder
-from authority.pki.tsa import TimeStampAuthority
+from authority.pki.tsa import (
+    TimeStampAuthority,
+    build_request,
+    new_nonce,
+    token_from_response,
+)
 
 ROOT_NAME = "root"
 SEAL_CA_NAME = "seal-ca"
@@ -476,3 +482,13 @@ class Pki:
             serial_source=timestamp_serial,
             chain=[load_certificate(issuer)],
         )
+
+    def timestamper(self) -> Callable[[bytes], bytes]:
+        """Time-stamps a signature value with the in-process TSA: an RFC 3161 token (DER)."""
+        tsa = self.time_stamp_authority()
+
+        def timestamp(signature: bytes) -> bytes:
+            request = build_request(signature, nonce=new_nonce(), cert_req=True)
+            return token_from_response(tsa.respond(request, utcnow()))
+
+        return timestamp

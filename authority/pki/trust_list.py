@@ -176,7 +176,7 @@ def verify_trust_list(document: dict[str, Any], root: x509.Certificate) -> Verif
             child.verify_directly_issued_by(parent)
     except (ValueError, TypeError, InvalidSignature):
         raise TrustListInvalid("the seal's certificates do not chain to the pinned root") from None
-    if not _has_policy(chain[0], TRUST_LIST_POLICY_OID):
+    if not has_policy(chain[0], TRUST_LIST_POLICY_OID):
         # Every agency seal chains to the same root: only the trust-list policy
         # distinguishes the authority's own seal.
         raise TrustListInvalid("the seal's certificate is not the authority's trust-list seal")
@@ -196,7 +196,8 @@ def verify_trust_list(document: dict[str, Any], root: x509.Certificate) -> Verif
     return VerifiedTrustList(document=document, root=root, sealed_by=chain[0])
 
 
-def _has_policy(certificate: x509.Certificate, policy: str) -> bool:
+def has_policy(certificate: x509.Certificate, policy: str) -> bool:
+    """Whether ``certificate`` asserts certificate policy ``policy`` (an OID, dotted)."""
     try:
         policies = certificate.extensions.get_extension_for_class(x509.CertificatePolicies)
     except x509.ExtensionNotFound:
@@ -223,6 +224,7 @@ __all__ = [
     "build_trust_list",
     "canonical",
     "fingerprint",
+    "has_policy",
     "load_certificate",
     "pem_of",
     "root_of",

@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from authority.db.session import database_unavailable
+from authority.db.session import database_unavailable, value_refused
 from authority.errors import AuthorityError
 from authority.logs import request_id_var
 
@@ -105,6 +105,11 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _authority_error(request, database_unavailable(exc))
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DataError)
+    return await _authority_error(request, value_refused(exc))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
@@ -145,6 +150,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(InterfaceError, _database_error)
+    app.add_exception_handler(DataError, _data_error)
 
 
 def problem_catalogue() -> dict[str, str]:

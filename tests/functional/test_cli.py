@@ -50,13 +50,14 @@ def test_init_is_idempotent(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert report["schema_before"] is None
     assert "installation record" in report["created"]
     assert f"development key store passphrase in {tmp_path / 'var'}" in report["created"]
-    assert report["created"][-6:] == [
+    assert report["created"][-7:] == [
         "root CA",
         "seal CA",
         "time-stamping unit certificate",
         "OCSP responder certificate",
         "trust-list seal certificate",
         "token signing key",
+        "audit checkpoint",
     ]
     passphrase = tmp_path / "var" / "keystore-passphrase"
     assert passphrase.stat().st_mode & 0o777 == 0o600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,20 +27,12 @@ def live(
 
 
 def test_concurrent_issuance_across_two_workers(live: LiveAuthority) -> None:
-    demo = live.cli_json("demo")["agency"]
-    token = httpx.post(
-        f"{live.url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(demo["client_id"], demo["client_secret"]),
-        timeout=30,
-    ).json()["access_token"]
+    demo, headers = live.demo_agency()
     example = demo["licence_example"]
 
     def client(index: int) -> list[dict[str, Any]]:
         issued: list[dict[str, Any]] = []
-        with httpx.Client(
-            base_url=live.url, timeout=120, headers={"Authorization": f"Bearer {token}"}
-        ) as http:
+        with httpx.Client(base_url=live.url, timeout=120, headers=headers) as http:
             for batch in range(BATCHES_PER_CLIENT):
                 if batch % 2:
                     response = http.post("/api/v1/licences", json=example)
@@ -65,9 +58,17 @@ def test_concurrent_issuance_across_two_workers(live: LiveAuthority) -> None:
     sequence = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
     assert sequence == list(range(1, expected + 1)), "numbers skipped or repeated"
     # Every acknowledged licence is there, as acknowledged.
-    with httpx.Client(
-        base_url=live.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
+    with httpx.Client(base_url=live.url, timeout=30, headers=headers) as http:
         for licence in results[:: max(1, expected // 10)]:
             stored = http.get(f"/api/v1/licences/{licence['id']}").json()
             assert stored["number"] == licence["number"]
+    # Both workers appended to one audit chain: one entry per licence, nothing forked.
+    verdict = live.cli_json("audit", "verify")
+    assert verdict["intact"] is True, verdict
+    issued = [e for e in _export(live) if e["event"] == "licence.issued"]
+    assert sorted(e["details"]["number"] for e in issued) == sorted(numbers)
+
+
+def _export(live: LiveAuthority) -> list[dict[str, Any]]:
+    lines = live.cli("audit", "export").stdout.splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["kind"] == "entry"]

@@ -26,6 +26,7 @@ from authority.oidc.clients import register_agency_client
 from authority.pki.crl import RevocationReason
 from authority.seals.cades import verify_document_seal
 from authority.seals.qr import verify_qr_seal
+from tests.openssl import cms_verify
 
 CITIZEN = "11010519491231002X"
 BUSINESS = "91350100M000100Y43"
@@ -124,34 +125,13 @@ def test_document_is_canonical_and_the_seal_verifies(
     subject = info.signer_certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
     assert subject[0].value == "Agency MOT"
 
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is required", pytrace=False)
-    (tmp_path / "doc.json").write_bytes(document.content)
-    (tmp_path / "seal.der").write_bytes(seal.content)
-    (tmp_path / "root.pem").write_bytes(client.get("/pki/ca/root.pem").content)
-    verify = [
-        "openssl",
-        "cms",
-        "-verify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        "seal.der",
-        "-content",
-        "doc.json",
-        "-CAfile",
-        "root.pem",
-        "-out",
-        "/dev/null",
-    ]
-    ok = subprocess.run(verify, cwd=tmp_path, capture_output=True, text=True, check=False)
+    root = client.get("/pki/ca/root.pem").content
+    ok = cms_verify(tmp_path, document.content, seal.content, root)
     assert ok.returncode == 0, ok.stderr
     assert "Verification successful" in ok.stderr
     tampered = bytearray(document.content)
     tampered[tampered.index(b"B")] = ord("C")
-    (tmp_path / "doc.json").write_bytes(bytes(tampered))
-    bad = subprocess.run(verify, cwd=tmp_path, capture_output=True, text=True, check=False)
+    bad = cms_verify(tmp_path, bytes(tampered), seal.content, root)
     assert bad.returncode != 0
     assert "Verification failure" in bad.stderr
 
