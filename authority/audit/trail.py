@@ -51,6 +51,11 @@ CLIENT_REGISTERED = "client.registered"
 AGENCY_CREATED = "agency.created"
 KEY_ROTATED = "key.rotated"
 INITIALISED = "authority.initialised"
+LOGIN_SUCCEEDED = "login.succeeded"
+LOGIN_FAILED = "login.failed"
+LOGIN_THROTTLED = "login.throttled"
+CONSENT_GIVEN = "consent.given"
+CONSENT_WITHDRAWN = "consent.withdrawn"
 
 
 def operator() -> str:

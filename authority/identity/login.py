@@ -12,17 +12,19 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from authority.audit.trail import LOGIN_FAILED, LOGIN_SUCCEEDED, LOGIN_THROTTLED, record
 from authority.errors import AuthorityError
 from authority.identity import totp
 from authority.identity.assurance import AMR_MFA, AMR_OTP, AMR_PASSWORD, level_of
 from authority.identity.identifiers import InvalidIdentifier, validate_resident_id
 from authority.identity.models import Citizen, LoginSession
 from authority.identity.passwords import PasswordHasher
-from authority.identity.throttle import Throttle
+from authority.identity.throttle import LoginThrottled, Throttle
 
 SESSION_LIFETIME = timedelta(hours=8)
 # The time a person has to enter the second factor after the password.
@@ -93,7 +95,11 @@ class Authenticator:
         second factor is asked for even where the account does not require it.
         """
         keys = self.throttle.keys(id_number, address)
-        self.throttle.check(session, keys, now)
+        try:
+            self.throttle.check(session, keys, now)
+        except LoginThrottled:
+            audit_login(session, LOGIN_THROTTLED, None, address, factor="password")
+            raise
         citizen: Citizen | None = None
         try:
             number = validate_resident_id(id_number)
@@ -106,11 +112,13 @@ class Authenticator:
         stored = citizen.password_hash if citizen is not None else None
         if not self.hasher.verify(stored, password) or citizen is None:
             self.throttle.record_failure(session, keys, now)
+            audit_login(session, LOGIN_FAILED, citizen, address, factor="password")
             raise LoginFailed("the identity number or the password is wrong")
         self.throttle.record_success(session, keys)
         if citizen.password_hash and self.hasher.needs_rehash(citizen.password_hash):
             citizen.password_hash = self.hasher.hash(password)
         if citizen.password_only and not (step_up and citizen.totp_secret):
+            audit_login(session, LOGIN_SUCCEEDED, citizen, address, amr=[AMR_PASSWORD])
             return start_session(session, citizen, [AMR_PASSWORD], now)
         if citizen.totp_secret is None:
             raise SecondFactorMissing(
@@ -132,16 +140,32 @@ class Authenticator:
         if citizen is None or citizen.totp_secret is None or not login.pending_factor:
             raise SecondFactorFailed("there is no second factor to give for this login")
         keys = self.throttle.keys(citizen.id_number, address)
-        self.throttle.check(session, keys, now)
+        try:
+            self.throttle.check(session, keys, now)
+        except LoginThrottled:
+            audit_login(session, LOGIN_THROTTLED, citizen, address, factor="otp")
+            raise
         step = totp.matching_step(citizen.totp_secret, code, now, citizen.totp_last_step)
         if step is None:
             self.throttle.record_failure(session, keys, now)
+            audit_login(session, LOGIN_FAILED, citizen, address, factor="otp")
             raise SecondFactorFailed("the code is wrong or was already used")
         self.throttle.record_success(session, keys)
         citizen.totp_last_step = step
         # A new session id once fully authenticated (no session fixation).
         login.ended_at = now
-        return start_session(session, citizen, [AMR_PASSWORD, AMR_OTP, AMR_MFA], now)
+        amr = [AMR_PASSWORD, AMR_OTP, AMR_MFA]
+        audit_login(session, LOGIN_SUCCEEDED, citizen, address, amr=amr)
+        return start_session(session, citizen, amr, now)
+
+
+def audit_login(
+    session: Session, event: str, citizen: Citizen | None, address: str | None, **details: Any
+) -> None:
+    """A login event in the audit trail: the account by its row id, never the identity number
+    tried (an unknown one stays unnamed); the client address as the actor."""
+    subject = f"citizen:{citizen.id}" if citizen is not None else "citizen:unknown"
+    record(session, event, f"address:{address or 'unknown'}", subject, details)
 
 
 def start_session(

@@ -33,7 +33,9 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from authority.audit.trail import LOGIN_FAILED, LOGIN_SUCCEEDED
 from authority.errors import AuthorityError
+from authority.identity.login import audit_login
 from authority.identity.models import Citizen, Passkey, WebAuthnChallenge
 
 CEREMONY_LIFETIME = timedelta(minutes=5)
@@ -171,6 +173,7 @@ def authenticate(
     )
     citizen = session.get(Citizen, passkey.citizen_id) if passkey else None
     if passkey is None or citizen is None or citizen.disabled_at is not None:
+        audit_login(session, LOGIN_FAILED, None, None, factor="passkey")
         raise PasskeyFailed("this passkey is not registered here")
     try:
         verified = verify_authentication_response(
@@ -183,9 +186,11 @@ def authenticate(
             require_user_verification=True,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
+        audit_login(session, LOGIN_FAILED, citizen, None, factor="passkey")
         raise PasskeyFailed(f"the passkey was not accepted: {exc}") from None
     passkey.sign_count = verified.new_sign_count
     passkey.last_used_at = now
+    audit_login(session, LOGIN_SUCCEEDED, citizen, None, factor="passkey")
     return citizen
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from authority.audit.trail import CONSENT_GIVEN, CONSENT_WITHDRAWN, record
 from authority.identity.models import Citizen
 from authority.oidc.models import Consent, OAuthClient
 
@@ -51,6 +52,13 @@ def grant_consent(
     consent.granted_at = now
     consent.withdrawn_at = None
     session.flush()
+    record(
+        session,
+        CONSENT_GIVEN,
+        f"citizen:{citizen.id}",
+        f"client:{client.client_id}",
+        {"scopes": consent.scopes},
+    )
     return consent
 
 
@@ -92,4 +100,5 @@ def withdraw_consent(session: Session, citizen: Citizen, client_id: str, now: da
     if consent is None:
         return False
     consent.withdrawn_at = now
+    record(session, CONSENT_WITHDRAWN, f"citizen:{citizen.id}", f"client:{client_id}")
     return True

@@ -14,8 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from authority.app import create_app
+from authority.audit.models import AuditEntry
 from authority.config import Settings
 from authority.db.base import utcnow
 from authority.db.session import Database
@@ -616,3 +618,32 @@ def test_a_narrowed_refresh_keeps_the_original_grant(http: TestClient, portal: P
     wide = refresh(narrowed.json()["refresh_token"])
     assert wide.json()["scope"] == "openid profile email"  # RFC 6749 §6
     _token_error(refresh(wide.json()["refresh_token"], scope="openid phone"), 400, "invalid_scope")
+
+
+def _audit_events(database: Database) -> list[tuple[str, str, str, dict[str, Any]]]:
+    with database.session() as session:
+        return [
+            (e.event, e.actor, e.subject, e.details)
+            for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
+        ]
+
+
+def test_logins_and_consents_are_in_the_audit_trail(
+    http: TestClient, portal: Portal, database: Database
+) -> None:
+    _, challenge = pkce()
+    follow(http, authorize(http, portal, challenge), password="wrong password")
+    login_code(http, portal)
+    listing = http.get("/account/consents")
+    http.post(
+        "/account/consents", data={"csrf": _csrf(listing.text), "client_id": portal.client_id}
+    )
+    events = [e for e in _audit_events(database) if e[0].split(".")[0] in ("login", "consent")]
+    names = [e[0] for e in events]
+    assert names == ["login.failed", "login.succeeded", "consent.given", "consent.withdrawn"]
+    failed, succeeded, given, withdrawn = events
+    assert failed[2] == succeeded[2] == f"citizen:{given[1].split(':')[1]}"
+    assert failed[3] == {"factor": "password"} and succeeded[3] == {"amr": ["pwd"]}
+    assert given[2] == withdrawn[2] == f"client:{portal.client_id}"
+    assert "openid" in given[3]["scopes"]
+    assert CITIZEN not in repr(events)  # the identity number never enters the trail
