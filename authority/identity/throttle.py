@@ -1,4 +1,5 @@
-"""Throttling of failed logins, per account name and per client address.
+"""Throttling of failed logins, per account name and per client address, and of failed
+OAuth client authentications, per client and address.
 
 Counters live in the database so every worker sees the same. After a few
 free failures each further one doubles the wait before the next attempt is
@@ -76,12 +77,27 @@ ADDRESS_POLICY = ThrottlePolicy(
 )
 
 
+# OAuth clients at the token endpoint (RFC 6749 §2.3): keyed by client and address, so
+# nobody can lock an agency's back-end out from elsewhere by naming its client id.
+CLIENT_POLICY = ThrottlePolicy(
+    free_failures=10,
+    lock_after=30,
+    max_backoff=timedelta(minutes=1),
+    lock_for=timedelta(minutes=5),
+    forget_after=timedelta(hours=1),
+)
+
+
 class Throttle:
     """Checks and records failed attempts for account and address keys."""
 
     def __init__(self, digest: Callable[[str], str]) -> None:
         # Keyed digest, so the table does not reveal which identity numbers were tried.
         self._digest = digest
+
+    def client_keys(self, client_id: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
+        """The throttle key of a client's authentication from ``address``."""
+        return [("c:" + self._digest(f"client:{client_id}\naddress:{address}"), CLIENT_POLICY)]
 
     def keys(self, account: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
         """The throttle keys of an attempt, with their policies."""

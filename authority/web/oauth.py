@@ -17,7 +17,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from authority.db.base import utcnow
+from authority.identity.throttle import LoginThrottled
 from authority.instance import Instance
+from authority.oidc import client_throttle
 from authority.oidc.server import AuthorityServer, Provider, json_body
 from authority.web.deps import CurrentInstance, DbSession
 
@@ -133,9 +135,28 @@ def token_response(instance: Instance, request: FormRequest, http: Request) -> R
     # Codes and refresh tokens are spent and stored: those grants take SQLite's write lock
     # up front. Client credentials only read (their tokens are self-contained).
     writes = request.form.get("grant_type") != "client_credentials"
+    throttle = instance.authenticator.throttle
+    client_id = client_throttle.claimed_client_id(request.headers, request.form)
+    address = http.client.host if http.client else None
+    keys = throttle.client_keys(client_id, address) if client_id is not None else []
     with instance.database.transaction(write=writes) as session:
+        try:
+            throttle.check(session, keys, utcnow())
+        except LoginThrottled as exc:
+            return throttled(exc)
         server = AuthorityServer(provider_for(instance, session, http))
-        return to_response(server.create_token_response(request))
+        response = to_response(server.create_token_response(request))
+    if response.status_code == 401 and keys:
+        # RFC 6749 §5.2 invalid_client: counted in its own short write.
+        with instance.database.transaction() as session:
+            throttle.record_failure(session, keys, utcnow())
+    return response
+
+
+def throttled(exc: LoginThrottled) -> Response:
+    """429 in RFC 6749 §5.2 form, with Retry-After (RFC 6585 §4)."""
+    body = {"error": "invalid_client", "error_description": exc.detail}
+    return to_response((429, body, list(exc.headers.items())))
 
 
 def to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:

@@ -19,6 +19,7 @@ from authority.app import create_app
 from authority.config import Settings
 from authority.db.base import utcnow
 from authority.db.session import Database
+from authority.identity.throttle import CLIENT_POLICY
 from authority.instance import Instance
 from authority.oidc.clients import register_agency_client, register_client
 from authority.oidc.models import SigningKey
@@ -581,3 +582,30 @@ def test_rotation_keeps_old_tokens_verifiable_until_they_expire(
         retired.publish_until = utcnow() - timedelta(seconds=1)
     kids = [k["kid"] for k in http.get("/oauth/jwks.json").json()["keys"]]
     assert old_kid not in kids
+
+
+# -- throttling failed client authentication ----------------------------------------------
+
+
+def test_failed_client_authentication_is_throttled_per_client_and_address(
+    app: FastAPI, http: TestClient, agency: Credentials, portal: Credentials
+) -> None:
+    wrong = Credentials(agency.client_id, "not the secret")
+    for _ in range(CLIENT_POLICY.free_failures + 1):
+        _error(_token(http, wrong), 401, "invalid_client")
+    # Now held back: even the right secret waits, with Retry-After (RFC 6585 §4).
+    held = _token(http, agency)
+    body = _error(held, 429, "invalid_client")
+    assert "too many failed attempts" in body["error_description"]
+    assert 1 <= int(held.headers["retry-after"]) <= 2
+    # Another client, or the same client from another address, is not affected.
+    assert _token(http, portal).status_code != 429
+    elsewhere = TestClient(app, base_url=ISSUER, client=("192.0.2.7", 40000))
+    assert _token(elsewhere, agency).status_code == 200
+    # A Basic header with an undecodable name is not counted against anyone.
+    garbage = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic %%%"},
+    )
+    assert garbage.status_code == 401
