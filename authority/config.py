@@ -47,6 +47,19 @@ class LogFormat(enum.StrEnum):
     JSON = "json"
 
 
+def parse_throttle(value: str) -> tuple[int, int, int]:
+    """``FREE/LOCK_AFTER/LOCK_MINUTES`` as three integers; ``ValueError`` saying what is wrong."""
+    parts = value.split("/")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError("must be FREE/LOCK_AFTER/LOCK_MINUTES, e.g. 3/10/15")
+    free, lock_after, minutes = (int(p) for p in parts)
+    if not 0 <= free < lock_after <= 10_000:
+        raise ValueError("needs 0 <= FREE < LOCK_AFTER <= 10000")
+    if not 1 <= minutes <= 1440:
+        raise ValueError("LOCK_MINUTES must be 1 to 1440")
+    return free, lock_after, minutes
+
+
 class Settings(BaseSettings):
     """The whole configuration of one Authority instance."""
 
@@ -98,6 +111,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
     )
+    throttle_account: str = Field(
+        "3/10/15",
+        description="Failed logins per account: FREE/LOCK_AFTER/LOCK_MINUTES (docs/identity.md).",
+    )
+    throttle_address: str = Field(
+        "20/100/15", description="Failed logins per client address: FREE/LOCK_AFTER/LOCK_MINUTES."
+    )
+    throttle_client: str = Field(
+        "10/30/5",
+        description="Failed client authentications per client and address at the token "
+        "endpoint: FREE/LOCK_AFTER/LOCK_MINUTES.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -124,6 +149,12 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not contain a query or a fragment")
         return value.rstrip("/")
+
+    @field_validator("throttle_account", "throttle_address", "throttle_client")
+    @classmethod
+    def _throttle(cls, value: str) -> str:
+        parse_throttle(value)
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -18,7 +18,13 @@ from authority.db.session import Database
 from authority.errors import AuthorityError, Unavailable
 from authority.identity.login import Authenticator
 from authority.identity.passwords import PasswordHasher
-from authority.identity.throttle import Throttle
+from authority.identity.throttle import (
+    ACCOUNT_POLICY,
+    ADDRESS_POLICY,
+    CLIENT_POLICY,
+    Throttle,
+    configured_policy,
+)
 from authority.licences.sealing import SealerCache
 from authority.oidc.cache import ProviderCache
 from authority.oidc.clients import ClientSecretKey
@@ -114,7 +120,13 @@ class Instance:
     def authenticator(self) -> Authenticator:
         """Password and second-factor checks, throttled (built on first use)."""
         if self._authenticator is None:
-            throttle = Throttle(self.client_secret_key.digest)
+            settings = self.settings
+            throttle = Throttle(
+                self.client_secret_key.digest,
+                account=configured_policy(ACCOUNT_POLICY, settings.throttle_account),
+                address=configured_policy(ADDRESS_POLICY, settings.throttle_address),
+                client=configured_policy(CLIENT_POLICY, settings.throttle_client),
+            )
             self._authenticator = Authenticator(PasswordHasher(), throttle)
         return self._authenticator
 

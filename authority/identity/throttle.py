@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from authority.config import parse_throttle
 from authority.errors import AuthorityError
 from authority.identity.models import LoginThrottle
 
@@ -88,22 +89,41 @@ CLIENT_POLICY = ThrottlePolicy(
 )
 
 
-class Throttle:
-    """Checks and records failed attempts for account and address keys."""
+def configured_policy(default: ThrottlePolicy, setting: str) -> ThrottlePolicy:
+    """``default`` with the free failures, lock threshold and lock time an operator set
+    (``FREE/LOCK_AFTER/LOCK_MINUTES``, validated with the settings)."""
+    free, lock_after, minutes = parse_throttle(setting)
+    return replace(
+        default, free_failures=free, lock_after=lock_after, lock_for=timedelta(minutes=minutes)
+    )
 
-    def __init__(self, digest: Callable[[str], str]) -> None:
+
+class Throttle:
+    """Checks and records failed attempts for account, address and client keys."""
+
+    def __init__(
+        self,
+        digest: Callable[[str], str],
+        *,
+        account: ThrottlePolicy = ACCOUNT_POLICY,
+        address: ThrottlePolicy = ADDRESS_POLICY,
+        client: ThrottlePolicy = CLIENT_POLICY,
+    ) -> None:
         # Keyed digest, so the table does not reveal which identity numbers were tried.
         self._digest = digest
+        self.account = account
+        self.address = address
+        self.client = client
 
     def client_keys(self, client_id: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
         """The throttle key of a client's authentication from ``address``."""
-        return [("c:" + self._digest(f"client:{client_id}\naddress:{address}"), CLIENT_POLICY)]
+        return [("c:" + self._digest(f"client:{client_id}\naddress:{address}"), self.client)]
 
     def keys(self, account: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
         """The throttle keys of an attempt, with their policies."""
-        keys = [("a:" + self._digest("account:" + account.strip().upper()), ACCOUNT_POLICY)]
+        keys = [("a:" + self._digest("account:" + account.strip().upper()), self.account)]
         if address:
-            keys.append(("n:" + self._digest("address:" + address), ADDRESS_POLICY))
+            keys.append(("n:" + self._digest("address:" + address), self.address))
         return keys
 
     def check(
@@ -144,7 +164,7 @@ class Throttle:
     def record_success(self, session: Session, keys: Iterable[tuple[str, ThrottlePolicy]]) -> None:
         """Forget the account's failures (the address keeps its count)."""
         for key, policy in keys:
-            if policy is ACCOUNT_POLICY:
+            if policy is self.account:
                 row = session.get(LoginThrottle, key)
                 if row is not None:
                     session.delete(row)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from authority.identity.models import LoginSession, LoginThrottle, WebAuthnChallenge
-from authority.identity.throttle import ACCOUNT_POLICY, ADDRESS_POLICY
+from authority.identity.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, CLIENT_POLICY
 from authority.oidc.models import (
     AuthorizationCode,
     AuthorizationRequest,
@@ -29,7 +29,9 @@ SPENT_CODE_KEPT = timedelta(hours=8)
 
 def purge_expired(session: Session, now: datetime) -> dict[str, int]:
     """Delete every row past its use; the count per kind."""
-    forget_before = now - max(ACCOUNT_POLICY.forget_after, ADDRESS_POLICY.forget_after)
+    forget_before = now - max(
+        p.forget_after for p in (ACCOUNT_POLICY, ADDRESS_POLICY, CLIENT_POLICY)
+    )
     # Sessions go only once no refresh token of theirs remains.
     live_sessions = select(RefreshToken.session_id).where(RefreshToken.expires_at > now)
     statements = {

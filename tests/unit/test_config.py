@@ -123,3 +123,22 @@ def test_production_refuses_a_weak_passphrase() -> None:
         load_settings({**base, "AUTHORITY_KEYSTORE_PASSPHRASE": "aaaaaaaaaaaaaaaaaaaa"})
     strong = load_settings({**base, "AUTHORITY_KEYSTORE_PASSPHRASE": "Tr0ub4dor & 3 horses!"})
     assert strong.env is Environment.PRODUCTION
+
+
+@pytest.mark.parametrize("value", ["3/10", "a/b/c", "10/3/15", "3/10/0", "3/10/99999", ""])
+def test_throttle_limits_are_validated(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="AUTHORITY_THROTTLE_ACCOUNT"):
+        load_settings({"AUTHORITY_THROTTLE_ACCOUNT": value})
+
+
+def test_throttle_limits_reach_the_throttle(tmp_path: Path) -> None:
+    from authority.identity.throttle import ACCOUNT_POLICY, Throttle, configured_policy
+
+    settings = load_settings({"AUTHORITY_THROTTLE_ACCOUNT": "1/4/60"})
+    policy = configured_policy(ACCOUNT_POLICY, settings.throttle_account)
+    assert (policy.free_failures, policy.lock_after, policy.lock_for.total_seconds()) == (
+        1,
+        4,
+        3600,
+    )
+    assert Throttle(str, account=policy).keys("x", None)[0][1] is policy
