@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from authority import __version__
-from authority.audit.schedule import periodic_checkpoints
+from authority.audit.schedule import periodic_checkpoints, record_configuration_at_start
 from authority.config import Settings, load_settings
 from authority.instance import Instance
 from authority.logs import configure_logging
@@ -51,6 +51,8 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await record_configuration_at_start(opened)
         async with periodic_checkpoints(opened, settings.audit_checkpoint_seconds if owned else 0):
             yield
         if owned:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from authority.audit import operator, record
 from authority.audit.checkpoints import make_checkpoint
+from authority.audit.configuration import record_configuration
 from authority.audit.trail import INITIALISED
 from authority.config import Environment, KeyStoreKind
 from authority.db.base import utcnow
@@ -132,6 +133,7 @@ def initialise(instance: Instance) -> InitReport:
         if created:
             details = {"created": list(created)}
             record(session, INITIALISED, operator(), f"instance:{instance_id}", details)
+        record_configuration(session, settings, operator())
     # The first checkpoint anchors the trail from the start (`audit.schedule` adds more).
     with instance.database.transaction() as session:
         if make_checkpoint(pki_for(instance, session), utcnow()) is not None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from authority.audit.checkpoints import make_checkpoint
+from authority.audit.configuration import record_configuration
 from authority.audit.models import AuditCheckpoint
 from authority.bootstrap import pki_for
 from authority.db.base import utcnow
@@ -36,6 +37,23 @@ async def checkpoint_periodically(instance: Instance, interval: float) -> None:
             continue
         if checkpoint is not None:
             log.info("audit checkpoint: %s entries, head %s", checkpoint.size, checkpoint.head)
+
+
+def record_configuration_now(instance: Instance) -> None:
+    """Record the settings this server starts with, if they changed (``system`` as actor)."""
+    with instance.database.transaction() as session:
+        changed = record_configuration(session, instance.settings, "system:serve")
+    if changed:
+        log.info("configuration changed: %s", ", ".join(changed))
+
+
+async def record_configuration_at_start(instance: Instance) -> None:
+    """:func:`record_configuration_now`, never stopping the start-up (a down database
+    is the readiness check's to report)."""
+    try:
+        await asyncio.to_thread(record_configuration_now, instance)
+    except Exception:
+        log.exception("could not record the configuration in the audit trail")
 
 
 @asynccontextmanager

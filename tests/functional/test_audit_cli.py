@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 EVENTS = [
     "authority.initialised",
+    "configuration.changed",
     "agency.created",
     "seal.created",
     "client.registered",
@@ -71,20 +72,21 @@ def test_an_operators_actions_are_recorded_and_verify(
     assert authority.cli_json("audit", "checkpoint") == {"created": False}
     assert _verify(authority) == (
         0,
-        {"intact": True, "entries": 7, "checkpoints": 2, "anchored": 7},
+        {"intact": True, "entries": len(EVENTS), "checkpoints": 2, "anchored": len(EVENTS)},
     )
     lines = [json.loads(line) for line in authority.cli("audit", "export").stdout.splitlines()]
     entries = [line for line in lines if line["kind"] == "entry"]
     assert [e["event"] for e in entries] == EVENTS
-    assert entries[5]["subject"] == "agency:MOT"
-    assert entries[5]["details"]["reason"] == "keyCompromise"
+    revoked = entries[EVENTS.index("seal.revoked")]
+    assert revoked["subject"] == "agency:MOT"
+    assert revoked["details"]["reason"] == "keyCompromise"
     assert all(e["actor"].startswith("operator") for e in entries)
     # Secrets never reach the trail (the agency's client secret was printed once).
     assert "secret" not in json.dumps(entries)
     # `init` anchors the trail at once; the explicit checkpoint covers the rest.
     assert [(line["kind"], line.get("size")) for line in lines if line["kind"] != "entry"] == [
-        ("checkpoint", 1),
-        ("checkpoint", 7),
+        ("checkpoint", 2),  # authority.initialised, configuration.changed
+        ("checkpoint", len(EVENTS)),
     ]
 
 
@@ -104,11 +106,11 @@ def _reorder(connection: Connection) -> None:
 
 
 def _truncate(connection: Connection) -> None:
-    connection.execute(delete(AuditEntry).where(AuditEntry.seq == 7))
+    connection.execute(delete(AuditEntry).where(AuditEntry.seq == len(EVENTS)))
 
 
 def _alter_checkpoint_signature(connection: Connection) -> None:
-    record = connection.execute(select(AuditCheckpoint).where(AuditCheckpoint.size == 1)).one()
+    record = connection.execute(select(AuditCheckpoint).where(AuditCheckpoint.size == 2)).one()
     signature = cms.ContentInfo.load(record.seal)["content"]["signer_infos"][0]["signature"]
     value = signature.native
     altered = record.seal.replace(value, value[:-1] + bytes([value[-1] ^ 0x01]))
@@ -132,15 +134,16 @@ def _alter_checkpoint_signature(connection: Connection) -> None:
         (
             _truncate,
             {
-                "broken_checkpoint": 7,
-                "reason": "checkpoint at 7: covers 7 entries but the trail has 6",
+                "broken_checkpoint": len(EVENTS),
+                "reason": f"checkpoint at {len(EVENTS)}: covers {len(EVENTS)} entries "
+                f"but the trail has {len(EVENTS) - 1}",
             },
         ),
         (
             _alter_checkpoint_signature,
             {
-                "broken_checkpoint": 1,
-                "reason": "checkpoint at 1: seal does not verify: the signature does not verify "
+                "broken_checkpoint": 2,
+                "reason": "checkpoint at 2: seal does not verify: the signature does not verify "
                 "with the signer's key",
             },
         ),
