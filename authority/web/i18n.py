@@ -73,6 +73,7 @@ CATALOGUE = Catalogue(
         "nav.home": {"zh": "首页", "en": "Home"},
         "nav.verify": {"zh": "核验证照", "en": "Verify a licence"},
         "nav.language": {"zh": "语言", "en": "Language"},
+        "nav.main": {"zh": "主导航", "en": "Main"},
         "nav.developers": {"zh": "开发者", "en": "Developers"},
         "footer.trust_list": {"zh": "信任列表", "en": "Trust list"},
         "footer.api": {"zh": "接口文档", "en": "API reference"},
