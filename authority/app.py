@@ -30,6 +30,7 @@ from authority.web.pages import router as pages_router
 from authority.web.problems import install_problem_handlers
 from authority.web.routes import (
     account,
+    agency,
     docs,
     licences,
     login,
@@ -92,6 +93,7 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(login.router)
     app.include_router(passkeys.router)
     app.include_router(account.router)
+    app.include_router(agency.router)
     app.include_router(licences.router)
     app.include_router(verify.router)
     app.include_router(pages_router)

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from authority.account import service
 from authority.account.history import releases
+from authority.agencies.staff import staff_roles
 from authority.db.base import utcnow
 from authority.errors import AuthorityError
 from authority.identity import totp
@@ -60,6 +61,7 @@ def account_page(request: Request, session: DbSession) -> Response:
             "citizen": citizen,
             "licences": service.own_licences(session, citizen, now),
             "businesses": mandates(session, citizen, now),
+            "staff": staff_roles(session, citizen),
         },
     )
 
