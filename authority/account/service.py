@@ -20,7 +20,7 @@ from authority.agencies.models import Agency
 from authority.errors import InvalidInput, NotFound
 from authority.identity import totp
 from authority.identity.accounts import mandates
-from authority.identity.models import Citizen
+from authority.identity.models import Citizen, Passkey
 from authority.identity.passwords import PasswordHasher
 from authority.licences.models import Licence, LicenceType
 from authority.licences.service import effective_status
@@ -156,3 +156,17 @@ def remove_totp(hasher: PasswordHasher, citizen: Citizen, *, password: str) -> N
         )
     citizen.totp_secret = None
     citizen.totp_last_step = None
+
+
+def remove_passkey(session: Session, citizen: Citizen, passkey_id: int) -> None:
+    """Remove one of the citizen's passkeys; never the last way an account can log in."""
+    passkey = session.get(Passkey, passkey_id)
+    if passkey is None or passkey.citizen_id != citizen.id:
+        raise NotFound(f"you have no passkey {passkey_id}")
+    others = session.scalar(
+        select(func.count()).where(Passkey.citizen_id == citizen.id, Passkey.id != passkey_id)
+    )
+    if citizen.password_hash is None and not others:
+        raise InvalidInput("this passkey is the only way to log in to your account")
+    session.delete(passkey)
+    session.flush()

@@ -18,7 +18,7 @@ from authority.db.base import utcnow
 from authority.db.session import Database
 from authority.identity import totp
 from authority.identity.accounts import create_citizen
-from authority.identity.models import Citizen
+from authority.identity.models import Citizen, Passkey
 from authority.identity.passwords import PasswordHasher
 from authority.instance import Instance
 from authority.licences.models import Licence
@@ -269,3 +269,28 @@ def test_totp_is_added_with_a_code_and_removed_with_the_password(
     with database.transaction(write=False) as session:
         citizen = session.scalar(select(Citizen).where(Citizen.id_number == CITIZEN))
         assert citizen is not None and citizen.totp_secret is None
+
+
+def test_a_passkey_is_removed_by_its_owner_only(
+    settings: Settings, instance: Instance, database: Database, people: Any
+) -> None:
+    with database.transaction() as session:
+        owner = session.scalar(select(Citizen).where(Citizen.id_number == CITIZEN))
+        assert owner is not None
+        passkey = Passkey(citizen_id=owner.id, credential_id="cred-1", public_key=b"\xa5")
+        session.add(passkey)
+        session.flush()
+        passkey_id = passkey.id
+    other = _logged_in(settings, instance, OTHER)
+    other_csrf = _csrf(other.get("/account/security").text)
+    refused = other.post(f"/account/passkeys/{passkey_id}/remove", data={"csrf": other_csrf})
+    assert refused.status_code == 404
+    http = _logged_in(settings, instance)
+    listing = http.get("/account/passkeys", headers={"Accept-Language": "en"})
+    assert "Remove passkey 1" in listing.text
+    removed = http.post(
+        f"/account/passkeys/{passkey_id}/remove", data={"csrf": _csrf(listing.text)}
+    )
+    assert removed.status_code == 303
+    with database.transaction(write=False) as session:
+        assert session.get(Passkey, passkey_id) is None

@@ -227,6 +227,20 @@ def totp_remove(
     )
 
 
+@router.post("/account/passkeys/{passkey_id}/remove", dependencies=[WRITES])
+def passkey_remove(
+    passkey_id: int, request: Request, session: DbSession, csrf: OptionalField = None
+) -> Response:
+    """Remove one of the person's passkeys."""
+    if not csrf_ok(request, csrf):
+        return _expired(request)
+    citizen = signed_in(request, session)
+    if citizen is None:
+        return _to_login()
+    service.remove_passkey(session, citizen, passkey_id)
+    return RedirectResponse("/account/passkeys", status_code=303)
+
+
 CATALOGUE.add(
     {
         "nav.account": {"zh": "我的账户", "en": "Your account"},
@@ -335,5 +349,9 @@ CATALOGUE.add(
             "en": "You have {count} passkey(s).",
         },
         "security.passkeys_manage": {"zh": "管理通行密钥", "en": "Manage passkeys"},
+        "passkeys.added": {"zh": "添加于 {at}", "en": "Added on {at}"},
+        "passkeys.used": {"zh": "最近使用 {at}", "en": "last used {at}"},
+        "passkeys.remove": {"zh": "移除通行密钥 {n}", "en": "Remove passkey {n}"},
+        "passkeys.name": {"zh": "通行密钥 {n}", "en": "Passkey {n}"},
     }
 )
