@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from swagger_ui_bundle import swagger_ui_path
 
 from authority import __version__
@@ -16,6 +19,7 @@ from authority.config import Settings, load_settings
 from authority.instance import Instance
 from authority.logs import configure_logging
 from authority.oidc.tokens import TokenVerifier
+from authority.verification.tally import VerificationTally
 from authority.web.metrics import Metrics
 from authority.web.middleware import (
     BodyLimitMiddleware,
@@ -26,6 +30,8 @@ from authority.web.middleware import (
 from authority.web.pages import router as pages_router
 from authority.web.problems import install_problem_handlers
 from authority.web.routes import (
+    account,
+    agency,
     docs,
     licences,
     login,
@@ -49,12 +55,24 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     owned = instance is None
     opened = instance or Instance.open(settings)
 
+    tally = VerificationTally(opened.database)
+
+    async def flush_periodically() -> None:
+        while True:
+            await asyncio.sleep(tally.interval)
+            await run_in_threadpool(tally.flush)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if owned:
             await record_configuration_at_start(opened)
+        flusher = asyncio.create_task(flush_periodically())
         async with periodic_checkpoints(opened, settings.audit_checkpoint_seconds if owned else 0):
             yield
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        tally.flush()
         if owned:
             opened.close()
 
@@ -69,6 +87,7 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.state.instance = opened
     app.state.metrics = Metrics()
     app.state.token_verifier = TokenVerifier(settings.issuer)
+    app.state.verification_tally = tally
     install_problem_handlers(app)
     app.include_router(operations.router)
     app.include_router(docs.router)
@@ -77,6 +96,8 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(people.router)
     app.include_router(login.router)
     app.include_router(passkeys.router)
+    app.include_router(account.router)
+    app.include_router(agency.router)
     app.include_router(licences.router)
     app.include_router(verify.router)
     app.include_router(pages_router)

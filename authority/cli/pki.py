@@ -8,6 +8,7 @@ import click
 from sqlalchemy import select
 
 from authority.agencies.service import audit_new_agency, create_agency, revoke_seal, rotate_seal
+from authority.agencies.staff import ROLES, grant_staff
 from authority.audit import operator, record
 from authority.audit.trail import (
     KEY_ROTATED,
@@ -40,8 +41,10 @@ def _seal_summary(record: CertificateRecord) -> dict[str, Any]:
 agency_group = click.Group("agency", help="Agencies: the public bodies that issue licences.")
 seal_group = click.Group("seal", help="Agency seal keys and certificates.")
 keys_group = click.Group("keys", help="Keys in the key store.")
+staff_group = click.Group("staff", help="Agency staff: who may use an agency's console.")
 for _group in (agency_group, seal_group, keys_group):
     cli.add_command(_group)
+agency_group.add_command(staff_group)
 
 
 @command(agency_group, "create")
@@ -68,6 +71,26 @@ def agency_create_command(code: str, name: str) -> None:
         f"API client_id: {data['client']['client_id']}\n"
         f"API client_secret: {data['client']['client_secret']} (shown once)",
     )
+
+
+@command(staff_group, "add")
+@click.option("--agency", "code", required=True, help="The agency's code.")
+@click.option("--id-number", required=True, help="The citizen's resident identity number.")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="officer",
+    show_default=True,
+    help="clerk: issue and search; officer: also suspend, reinstate and revoke.",
+)
+def agency_staff_add_command(code: str, id_number: str, role: str) -> None:
+    """Let a citizen use the agency's console (/agency) in a role; run again to change it."""
+    with opened_instance() as instance, instance.database.transaction() as session:
+        record = grant_staff(
+            session, agency_code=code, id_number=id_number, role=role, now=utcnow()
+        )
+        data = {"agency": code, "id_number": id_number, "role": record.role}
+    emit(data, f"{id_number} is {role} of agency {code}")
 
 
 @command(seal_group, "rotate")

@@ -32,6 +32,7 @@ class Installation(Base):
 
 
 # Each domain's models register on Base.metadata when imported.
+import authority.account.models  # noqa: E402
 import authority.agencies.models  # noqa: E402
 import authority.audit.models  # noqa: E402
 import authority.identity.models  # noqa: E402

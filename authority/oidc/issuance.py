@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from authority.account.history import record_release
 from authority.identity.models import Citizen, LoginSession
 from authority.oidc.clients import ClientSecretKey
 from authority.oidc.models import AuthorizationCode, OAuthClient, RefreshToken, RevokedToken
@@ -142,6 +143,15 @@ def issue_tokens(
             now=now,
         )
     issued = IssuedTokens(response, jti, now + timedelta(seconds=lifetime))
+    # The person's data history (account page): which portal received which scopes.
+    record_release(
+        session,
+        citizen_id=authorized.citizen.id,
+        client_id=client.client_id,
+        scopes=authorized.scopes,
+        business=(authorized.business or {}).get("uscc"),
+        now=now,
+    )
     if refresh:
         value = secrets.token_urlsafe(32)
         issued.refresh_family = family or secrets.token_urlsafe(24)

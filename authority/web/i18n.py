@@ -73,9 +73,37 @@ CATALOGUE = Catalogue(
         "nav.home": {"zh": "首页", "en": "Home"},
         "nav.verify": {"zh": "核验证照", "en": "Verify a licence"},
         "nav.language": {"zh": "语言", "en": "Language"},
+        "nav.main": {"zh": "主导航", "en": "Main"},
         "nav.developers": {"zh": "开发者", "en": "Developers"},
         "footer.trust_list": {"zh": "信任列表", "en": "Trust list"},
         "footer.api": {"zh": "接口文档", "en": "API reference"},
         "footer.discovery": {"zh": "OpenID 配置", "en": "OpenID configuration"},
+        "home.intro": {
+            "zh": "本服务为各政务网站提供统一登录，为各机关签发的电子证照加盖电子印章，"
+            "并让任何人都能核验证照的真伪。",
+            "en": "This service lets people log in once to every government website, seals the "
+            "licences agencies issue, and lets anyone check that a licence is genuine.",
+        },
+        "home.verify": {
+            "zh": "扫描证照上的二维码，或上传证照 PDF，立即查看是否有效。",
+            "en": "Scan the QR code on a licence or upload its PDF to see at once "
+            "whether it is valid.",
+        },
+        "home.account_title": {"zh": "登录我的账户", "en": "Log in to your account"},
+        "home.account": {
+            "zh": "查看并下载您和您所代表企业的证照，管理登录方式，了解哪些网站获取了您的信息。",
+            "en": "See and download your licences and your businesses', manage how you log in, "
+            "and see which websites received your information.",
+        },
+        "home.agency": {
+            "zh": "供机关工作人员签发、查询和管理本机关的证照。",
+            "en": "For agency staff: issue, find and manage your agency's licences.",
+        },
+        "home.developers": {
+            "zh": "政务网站通过 OpenID Connect 接入统一登录；机关系统通过接口签发证照；"
+            "信任列表可用于离线核验。",
+            "en": "Government websites connect through OpenID Connect; agency systems issue "
+            "licences through the API; the trust list lets anyone verify offline.",
+        },
     }
 )

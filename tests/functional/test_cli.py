@@ -355,3 +355,23 @@ def test_citizen_and_business_create(cli_env: dict[str, str], tmp_path: Path) ->
     )
     assert enrolled.returncode == 0, enrolled.stderr
     assert json.loads(enrolled.stdout)["otpauth_uri"].startswith("otpauth://totp/")
+
+
+def test_agency_staff_add_grants_and_changes_a_role(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(["init"], cli_env, tmp_path).returncode == 0
+    demo = json.loads(run(["demo", "--json"], cli_env, tmp_path).stdout)
+    code, id_number = demo["agency"]["code"], demo["citizen"]["username"]
+    args = ["agency", "staff", "add", "--agency", code, "--id-number", id_number, "--json"]
+    granted = run([*args, "--role", "clerk"], cli_env, tmp_path)
+    assert granted.returncode == 0, granted.stderr
+    assert json.loads(granted.stdout) == {"agency": code, "id_number": id_number, "role": "clerk"}
+    changed = run(args, cli_env, tmp_path)
+    assert json.loads(changed.stdout)["role"] == "officer"
+    unknown = run(
+        ["agency", "staff", "add", "--agency", code, "--id-number", "110101199003070011"],
+        cli_env,
+        tmp_path,
+    )
+    assert unknown.returncode != 0 and "no citizen" in unknown.stderr

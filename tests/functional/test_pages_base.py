@@ -44,3 +44,39 @@ def test_pages_are_unframeable_and_load_nothing_from_elsewhere(client: TestClien
     assert "default-src 'self'" in policy
     assert "<script>" not in response.text
     assert "http://" not in response.text.replace(client.base_url.__str__(), "")
+
+
+def test_home_leads_to_verification_login_and_developer_documents(client: TestClient) -> None:
+    page = client.get("/", headers={"Accept-Language": "en"})
+    for target in (
+        "/verify",
+        "/account",
+        "/agency",
+        "/.well-known/openid-configuration",
+        "/docs",
+        "/pki/trust-list.json",
+    ):
+        assert f'href="{target}"' in page.text, target
+    assert "lets anyone check that a licence is genuine" in page.text
+    chinese = client.get("/", headers={"Accept-Language": "zh-CN"})
+    assert "登录我的账户" in chinese.text
+
+
+def test_every_message_a_template_uses_exists() -> None:
+    import re
+    from pathlib import Path
+
+    import authority.web.people
+    import authority.web.routes.account
+    import authority.web.routes.agency
+    import authority.web.verify_view
+    from authority.web.i18n import CATALOGUE
+
+    templates = Path(authority.web.people.__file__).parent / "templates"
+    used = {
+        key
+        for path in templates.glob("*.html")
+        for key in re.findall(r"""\bt\(\s*["']([a-z_.]+)["']""", path.read_text())
+        if not key.endswith((".", "_"))  # a prefix completed at run time ("status." + s)
+    }
+    assert used and sorted(used - CATALOGUE.messages.keys()) == []

@@ -190,7 +190,11 @@ def pdf(
     licence_id: str, instance: CurrentInstance, session: DbSession, token: AccessToken = READ
 ) -> Response:
     """Made and stored on first download (it embeds the revocation data of that moment)."""
-    licence = _owned(session, token, licence_id)
+    return pdf_download(instance, session, _owned(session, token, licence_id))
+
+
+def pdf_download(instance: Instance, session: Session, licence: Licence) -> Response:
+    """The licence's sealed PDF as a download, made and stored on first request."""
     if licence.pdf is None:
         licence_type = session.get(LicenceType, licence.type_id)
         agency = session.get(Agency, licence.agency_id)
@@ -210,15 +214,19 @@ def pdf(
     )
 
 
+def qr_download(instance: Instance, licence: Licence) -> Response:
+    """The licence's QR code as a PNG."""
+    return Response(
+        qr_png(qr_url(instance.settings.issuer, licence.qr_payload)), media_type="image/png"
+    )
+
+
 @router.get("/{licence_id}/qr.png", summary="The QR code (PNG)")
 def qr_image(
     licence_id: str, instance: CurrentInstance, session: DbSession, token: AccessToken = READ
 ) -> Response:
     """The QR: the verification URL carrying the compact seal."""
-    licence = _owned(session, token, licence_id)
-    return Response(
-        qr_png(qr_url(instance.settings.issuer, licence.qr_payload)), media_type="image/png"
-    )
+    return qr_download(instance, _owned(session, token, licence_id))
 
 
 @router.get("/{licence_id}/qr.svg", summary="The QR code (SVG)")

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from authority.db.base import utcnow
 from authority.errors import AuthorityError
 from authority.identity.accounts import mandates
-from authority.identity.models import Citizen
+from authority.identity.models import Citizen, LoginSession
 from authority.oidc.authorize import AuthorizationEndpoint
 from authority.oidc.clients import find_client
 from authority.oidc.consent import consents_of, grant_consent, withdraw_consent
@@ -96,7 +96,7 @@ def login_submit(
         return failed
     response: Response
     if started.complete:
-        response = step_response(request, endpoint.resume(request_id, started.record))
+        response = _next_step(request, endpoint, request_id, started.record)
     else:
         response = page(
             request,
@@ -138,11 +138,18 @@ def otp_submit(
         )
         failed.headers.update(exc.headers)
         return failed
-    response = step_response(
-        request, AuthorizationEndpoint(server).resume(request_id, started.record)
-    )
+    response = _next_step(request, AuthorizationEndpoint(server), request_id, started.record)
     set_session_cookie(request, response, started)
     return response
+
+
+def _next_step(
+    request: Request, endpoint: AuthorizationEndpoint, request_id: str, login: LoginSession
+) -> Response:
+    """On with the portal's request; a login of its own (no request) goes to the account."""
+    if not request_id:
+        return RedirectResponse("/account", status_code=303)
+    return step_response(request, endpoint.resume(request_id, login))
 
 
 @router.get("/authorize/business")

@@ -61,8 +61,13 @@ def passkeys_page(request: Request, session: DbSession) -> Response:
     login = current_login(request, session)
     if login is None:
         return error_page(request, "login_required", "log in through a portal first", 401)
-    count = session.query(Passkey).filter(Passkey.citizen_id == login.citizen_id).count()
-    return page(request, "passkeys.html", {"count": count})
+    held = (
+        session.query(Passkey)
+        .filter(Passkey.citizen_id == login.citizen_id)
+        .order_by(Passkey.id)
+        .all()
+    )
+    return page(request, "passkeys.html", {"count": len(held), "passkeys": held})
 
 
 @router.post("/account/passkeys/options", dependencies=[WRITES])
@@ -140,7 +145,7 @@ async def login_with_passkey(
     elif step.kind in ("business", "consent") and step.request_id:
         location = f"/authorize/{step.kind}?request={step.request_id}"
     else:
-        location = "/account/consents"
+        location = "/account"
     response = JSONResponse({"location": location}, headers={"Cache-Control": "no-store"})
     set_session_cookie(request, response, started)
     return response

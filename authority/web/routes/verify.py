@@ -21,6 +21,7 @@ from authority.verification.service import (
     verify_file,
     verify_qr,
 )
+from authority.verification.tally import VerificationTally
 from authority.web.deps import CurrentInstance
 from authority.web.pages import render
 from authority.web.verify_view import report_view
@@ -99,17 +100,28 @@ async def presented(request: Request) -> Presented:
     )
 
 
-def check(instance: Instance, item: Presented) -> Report:
-    """Verify what was presented against this installation (online)."""
+def check(instance: Instance, item: Presented, tally: VerificationTally | None = None) -> Report:
+    """Verify what was presented against this installation (online); ``tally`` counts it."""
     with instance.database.transaction(write=False) as session:
         context = online_context(session, instance.settings.issuer, now())
         if item.qr is not None:
-            return verify_qr(context, item.qr, context.as_of)
-        if item.document is not None and item.seal is not None:
-            return verify_document(context, item.document, item.seal, context.as_of)
-        if item.file is not None:
-            return verify_file(context, item.file, context.as_of)
-    raise InvalidInput("present a QR code's text, a file, or a document with its seal")
+            report = verify_qr(context, item.qr, context.as_of)
+        elif item.document is not None and item.seal is not None:
+            report = verify_document(context, item.document, item.seal, context.as_of)
+        elif item.file is not None:
+            report = verify_file(context, item.file, context.as_of)
+        else:
+            raise InvalidInput("present a QR code's text, a file, or a document with its seal")
+    if tally is not None:
+        count_verification(tally, report)
+    return report
+
+
+def count_verification(tally: VerificationTally, report: Report) -> None:
+    """Count the verification of the licence the report names (in memory; see tally.py)."""
+    number = (report.licence or {}).get("number")
+    if isinstance(number, str):
+        tally.record(number, report.verified_at)
 
 
 @router.post(
@@ -120,7 +132,7 @@ def check(instance: Instance, item: Presented) -> Report:
 async def verify(request: Request, instance: CurrentInstance) -> JSONResponse:
     """The verification report; 200 whatever the verdict, 4xx only for unusable requests."""
     item = await presented(request)
-    report = await run_in_threadpool(check, instance, item)
+    report = await run_in_threadpool(check, instance, item, request.app.state.verification_tally)
     return JSONResponse(report.as_dict(), headers={"Cache-Control": "no-store"})
 
 
@@ -128,7 +140,7 @@ async def verify(request: Request, instance: CurrentInstance) -> JSONResponse:
 @router.get("/V/{payload:path}", include_in_schema=False)
 def landing(payload: str, request: Request, instance: CurrentInstance) -> HTMLResponse:
     """The page a phone camera opens from the QR: one verdict, then the details."""
-    report = check(instance, Presented(qr=payload))
+    report = check(instance, Presented(qr=payload), request.app.state.verification_tally)
     return render(request, "verify_report.html", report_view(report))
 
 
@@ -143,7 +155,9 @@ async def verify_upload(request: Request, instance: CurrentInstance) -> HTMLResp
     """The upload form's result, as a page."""
     try:
         item = await presented(request)
-        report = await run_in_threadpool(check, instance, item)
+        report = await run_in_threadpool(
+            check, instance, item, request.app.state.verification_tally
+        )
     except InvalidInput as exc:
         return render(request, "verify.html", {"error": exc.detail}, status_code=exc.status)
     return render(request, "verify_report.html", report_view(report))

@@ -1,0 +1,1 @@
+"""A person's own view of Authority: their licences, authenticators and data history."""
