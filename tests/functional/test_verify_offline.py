@@ -197,5 +197,7 @@ def test_a_huge_query_string_is_refused_and_the_server_stays_up(live: LiveAuthor
             b"GET /v/X?q=" + b"A" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         )
         answer = connection.recv(200)
-    assert answer.startswith(b"HTTP/1.1 414"), answer
+    # Our middleware answers 414; uvicorn's httptools parser (installed with uvloop) already
+    # refuses a request line this long with 400. Either way: a clear 4xx, never a hang.
+    assert answer.startswith((b"HTTP/1.1 414", b"HTTP/1.1 400")), answer
     assert httpx.get(f"{live.url}/healthz").status_code == 200
