@@ -20,6 +20,7 @@ from authority.instance import Instance
 from authority.logs import configure_logging
 from authority.oidc.tokens import TokenVerifier
 from authority.verification.tally import VerificationTally
+from authority.web import lean
 from authority.web.metrics import Metrics
 from authority.web.middleware import (
     BodyLimitMiddleware,
@@ -83,6 +84,9 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # Metrics are Prometheus (authority/web/metrics.py); FastAPI's OpenTelemetry
+        # hooks would only cost a check of the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.instance = opened
     app.state.metrics = Metrics()
@@ -101,6 +105,7 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(licences.router)
     app.include_router(verify.router)
     app.include_router(pages_router)
+    lean.install(app, oauth.LEAN_ROUTES)
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = outermost. Security headers wrap everything, including the

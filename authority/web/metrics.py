@@ -38,11 +38,22 @@ class Metrics:
             "authority_build_info", "Authority version.", ["version"], registry=self.registry
         )
         info.labels(version=__version__).set(1)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        self.requests.labels(method=method, route=route, status=str(status)).inc()
-        self.latency.labels(method=method, route=route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            # Looking a labelled child up costs more than the update: keep them.
+            # Route templates, methods and statuses are few, so this stays small.
+            children = (
+                self.requests.labels(method=method, route=route, status=str(status)),
+                self.latency.labels(method=method, route=route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -10,7 +10,6 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,7 +65,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started_response = True
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -80,20 +82,21 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             self.metrics.observe(scope["method"], route, status, elapsed)
-            access_log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                elapsed * 1000,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
             request_id_var.reset(token)
 
 
@@ -126,7 +129,10 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, headers: Iterable[tuple[str, str]]) -> None:
         self.app = app
-        self.headers = list(headers)
+        # Encoded once: ASGI headers are (lower-case name, value) byte pairs.
+        self.headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass through, adding the headers on response start."""
@@ -136,10 +142,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response_headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
-                    if name not in response_headers:
-                        response_headers[name] = value
+                present = list(message.get("headers", ()))
+                names = {bytes(name).lower() for name, _value in present}
+                present.extend(item for item in self.headers if item[0] not in names)
+                message["headers"] = present
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

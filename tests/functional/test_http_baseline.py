@@ -261,3 +261,25 @@ def test_openapi_and_local_docs(client: TestClient) -> None:
         "/static/docs.js",
     ):
         assert client.get(asset).status_code == 200, asset
+
+
+def test_lean_routes_are_documented_labelled_and_wrapped(client: TestClient) -> None:
+    """The token endpoint bypasses FastAPI's routing (authority/web/lean.py) but not the
+    middleware, the problem handlers or the OpenAPI description."""
+    operation = client.get("/openapi.json").json()["paths"]["/oauth/token"]["post"]
+    assert operation["operationId"] == "token_oauth_token_post"
+    assert "application/x-www-form-urlencoded" in operation["requestBody"]["content"]
+    refused = client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    assert refused.headers["x-frame-options"] == "DENY"
+    assert len(refused.headers["x-request-id"]) == 16
+    wrong_method = client.get("/oauth/token")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == PROBLEM
+    assert wrong_method.headers["content-security-policy"].startswith("default-src 'self'")
+    text = client.get("/metrics").text
+    assert 'authority_http_requests_total{method="POST",route="/oauth/token",status="401"} 1.0' in (
+        text
+    )
+    assert 'method="GET",route="/oauth/token",status="405"} 1.0' in text

@@ -12,7 +12,8 @@ from authority.db.base import utcnow
 from authority.oidc import tokens
 from authority.oidc.metadata import server_metadata
 from authority.web.deps import WRITES, CurrentInstance, DbSession
-from authority.web.oauth import OAuthRequest, Server, to_response, token_response
+from authority.web.lean import LeanRoute
+from authority.web.oauth import OAuthRequest, Server, oauth_request, to_response, token_response
 
 router = APIRouter(tags=["oauth"])
 
@@ -24,15 +25,32 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
-@router.post(
-    "/oauth/token",
-    summary="Token endpoint (RFC 6749 §3.2)",
-    response_class=Response,
-    openapi_extra=_FORM_BODY,
-)
-async def token(request: OAuthRequest, instance: CurrentInstance, http: Request) -> Response:
+async def token(http: Request) -> Response:
     """Client credentials, authorization code and refresh grants; errors in RFC 6749 §5.2 form."""
-    return await run_in_threadpool(token_response, instance, request, http)
+    request = await oauth_request(http)
+    return await run_in_threadpool(token_response, http.app.state.instance, request, http)
+
+
+#: Served ahead of FastAPI's routing (authority/web/lean.py): every agency call starts here.
+LEAN_ROUTES = [
+    LeanRoute(
+        "/oauth/token",
+        "POST",
+        token,
+        {
+            "tags": ["oauth"],
+            "summary": "Token endpoint (RFC 6749 §3.2)",
+            "description": token.__doc__,
+            **_FORM_BODY,
+            "responses": {
+                "200": {"description": "Access token response (RFC 6749 §5.1)"},
+                "400": {"description": "Error response (RFC 6749 §5.2)"},
+                "401": {"description": "Client authentication failed (`invalid_client`)"},
+                "429": {"description": "Too many failed client authentications"},
+            },
+        },
+    )
+]
 
 
 @router.post(
