@@ -6,11 +6,18 @@ free failures each further one doubles the wait before the next attempt is
 even checked, then the key is locked for a while. The account key is derived
 from what was typed, whether or not such an account exists, so throttling
 behaves the same for unknown accounts (no user enumeration).
+
+Client keys are checked on every token request, the busiest path there is, so a
+process remembers for :data:`CLEAR_FOR` that a client key had no wait on it
+(:class:`ClearKeys`). A failure recorded by the same process forgets the key at
+once; a wait set by another worker is honoured once the memory expires.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -98,6 +105,41 @@ def configured_policy(default: ThrottlePolicy, setting: str) -> ThrottlePolicy:
     )
 
 
+#: How long a process trusts that a client key it found unblocked is still unblocked.
+CLEAR_FOR = timedelta(seconds=2)
+
+
+class ClearKeys:
+    """Keys this process found with no wait on them, each remembered for ``ttl``.
+
+    Bounded (least recently noted dropped first) and safe to share between threads.
+    """
+
+    def __init__(self, ttl: timedelta = CLEAR_FOR, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._until: OrderedDict[str, datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def fresh(self, key: str, now: datetime) -> bool:
+        """Whether ``key`` was found unblocked less than ``ttl`` before ``now``."""
+        until = self._until.get(key)
+        return until is not None and now < until
+
+    def note(self, key: str, now: datetime) -> None:
+        """Remember that ``key`` has no wait on it as of ``now``."""
+        with self._lock:
+            self._until[key] = now + self.ttl
+            self._until.move_to_end(key)
+            while len(self._until) > self.size:
+                self._until.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """Check ``key`` in the database next time (a failure was just recorded)."""
+        with self._lock:
+            self._until.pop(key, None)
+
+
 class Throttle:
     """Checks and records failed attempts for account, address and client keys."""
 
@@ -114,6 +156,7 @@ class Throttle:
         self.account = account
         self.address = address
         self.client = client
+        self.clear_clients = ClearKeys()
 
     def client_keys(self, client_id: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
         """The throttle key of a client's authentication from ``address``."""
@@ -131,10 +174,15 @@ class Throttle:
     ) -> None:
         """Raise :class:`LoginThrottled` while any key is blocked."""
         waits = []
-        for key, _policy in keys:
+        for key, policy in keys:
+            remembered = policy is self.client
+            if remembered and self.clear_clients.fresh(key, now):
+                continue
             row = session.get(LoginThrottle, key)
             if row is not None and row.blocked_until is not None and row.blocked_until > now:
                 waits.append(max(1, math.ceil((row.blocked_until - now).total_seconds())))
+            elif remembered:
+                self.clear_clients.note(key, now)
         if waits:
             raise LoginThrottled(max(waits))
 
@@ -143,6 +191,7 @@ class Throttle:
     ) -> None:
         """Count one failure against every key."""
         for key, policy in keys:
+            self.clear_clients.forget(key)
             row = session.get(LoginThrottle, key, with_for_update=True)
             if row is None:
                 row = LoginThrottle(key=key, failures=0, last_failure_at=now)
