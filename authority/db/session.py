@@ -157,7 +157,11 @@ class Database:
         session = (self._writers if write else self._sessions)()
         try:
             yield session
-            session.commit()
+            # A unit that never used the session (a client-credentials token served from
+            # the in-process caches) has nothing to commit; anything it did use
+            # (a query, an add) began a transaction.
+            if session.in_transaction():
+                session.commit()
         except BaseException:
             session.rollback()
             raise
