@@ -96,13 +96,14 @@ async def oauth_request(request: Request) -> FormRequest:
         except ValueError:
             raise HTTPException(400, f"more than {MAX_FORM_FIELDS} form fields") from None
     issuer = request.app.state.instance.settings.issuer
-    uri = issuer + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The raw query (no URL object built): a token request has none.
+    query = request.scope.get("query_string", b"").decode("latin-1")
     return FormRequest(
         request.method,
-        uri,
+        issuer + request.scope["path"] + (f"?{query}" if query else ""),
         request.headers,
         FormPayload(values),
-        dict(request.query_params),
+        dict(request.query_params) if query else {},
         is_form=content_type == FORM,
     )
 
