@@ -1,5 +1,6 @@
 """Forgetting what is no longer needed: expired codes, requests, sessions, refresh
-tokens, used proofs and assertions, revocations past expiry, old throttle counts.
+tokens, used proofs and assertions, revocations past expiry, old throttle counts,
+and people's data history once older than :data:`HISTORY_KEPT`.
 
 Nothing deleted here can still be presented or checked: each row goes only
 once it is expired, ended or spent beyond any lifetime it could be replayed in.
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from authority.account.models import DataRelease
 from authority.identity.models import LoginSession, LoginThrottle, WebAuthnChallenge
 from authority.identity.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, CLIENT_POLICY
 from authority.oidc.models import (
@@ -23,6 +25,9 @@ from authority.oidc.models import (
     UsedDPoPProof,
 )
 
+# A person's data history (docs/pages.md) shows what portals received in the last year:
+# a release is recorded at every token issuance, refreshes included, so it grows.
+HISTORY_KEPT = timedelta(days=366)
 # A spent code is kept while the tokens it produced live, so a replay can revoke them.
 SPENT_CODE_KEPT = timedelta(hours=8)
 
@@ -66,6 +71,7 @@ def purge_expired(session: Session, now: datetime) -> dict[str, int]:
         ),
         "revoked_tokens": delete(RevokedToken).where(RevokedToken.expires_at <= now),
         "webauthn_challenges": delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at <= now),
+        "data_releases": delete(DataRelease).where(DataRelease.released_at <= now - HISTORY_KEPT),
     }
     counts = {}
     for name, statement in statements.items():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from authority.account.models import DataRelease
 from authority.db.base import utcnow
 from authority.db.session import Database
 from authority.identity.accounts import create_citizen
@@ -16,7 +19,7 @@ from authority.oidc.models import (
     RevokedToken,
     UsedDPoPProof,
 )
-from authority.oidc.retention import purge_expired
+from authority.oidc.retention import HISTORY_KEPT, purge_expired
 
 
 def test_purge_keeps_what_can_still_be_used(database: Database) -> None:
@@ -59,6 +62,16 @@ def test_purge_keeps_what_can_still_be_used(database: Database) -> None:
                 RevokedToken(jti="old", client_id="c", expires_at=past, revoked_at=past),
                 LoginThrottle(key="a:old", failures=3, last_failure_at=past),
                 LoginThrottle(key="a:new", failures=3, last_failure_at=now),
+                *(
+                    DataRelease(
+                        citizen_id=citizen.id,
+                        client_id="c",
+                        scopes=["openid"],
+                        business=None,
+                        released_at=at,
+                    )
+                    for at in (now - HISTORY_KEPT, now - HISTORY_KEPT + timedelta(minutes=1))
+                ),
             ]
         )
         session.flush()
@@ -74,6 +87,7 @@ def test_purge_keeps_what_can_still_be_used(database: Database) -> None:
             "used_client_assertions": 0,
             "revoked_tokens": 1,
             "webauthn_challenges": 0,
+            "data_releases": 1,
         }
         session.expire_all()
         assert session.get(LoginSession, live_id) is not None
@@ -81,3 +95,5 @@ def test_purge_keeps_what_can_still_be_used(database: Database) -> None:
         assert session.get(AuthorizationRequest, "new") is not None
         assert session.get(LoginThrottle, "a:new") is not None
         assert session.get(RefreshToken, "new" * 8) is not None
+        kept = session.scalars(select(DataRelease.released_at)).all()
+        assert kept == [now - HISTORY_KEPT + timedelta(minutes=1)]
