@@ -7,10 +7,18 @@ comes next: the login page, the business choice, the consent page, or the
 redirect back to the client with a code or an error. Errors go to the
 redirect URI only once it is verified (RFC 6749 §4.1.2.1), and every
 redirect carries ``iss`` (RFC 9207 §2).
+
+A stored request is bound to the browser that started it (or, for a pushed
+request, that first used its ``request_uri``): the web layer gives that browser
+a random binding value in a cookie, the request keeps its SHA-256, and every
+later step refuses a browser without it (login CSRF and session fixation,
+RFC 9700 §4.7, OIDC Core §15.5.2 on binding requests to the user agent).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +59,26 @@ PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 _CONSENTED = "authority:consented"
 
 
+class RequestOfAnotherBrowser(InvalidRequestError):  # type: ignore[misc]
+    """The request was started in another browser, or this one lost its binding cookie.
+
+    Never redirected to the client: the request may not be this browser's.
+    """
+
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            description="this login was started in another browser, or the browser "
+            "refused its cookie; go back to the website and start again"
+        )
+
+
+def browser_hash(binding: str) -> str:
+    """What a request stores of its browser's binding value."""
+    return hashlib.sha256(binding.encode("ascii", "replace")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Step:
     """What the browser does next."""
@@ -72,9 +100,11 @@ def _request(issuer: str, params: dict[str, str]) -> OAuth2Request:
 class AuthorizationEndpoint:
     """Serves authorization requests for one :class:`AuthorityServer`."""
 
-    def __init__(self, server: AuthorityServer) -> None:
+    def __init__(self, server: AuthorityServer, browser: str | None = None) -> None:
+        """``browser``: the binding value the browser's cookie carries, if any."""
         self.server = server
         self.provider = server.provider
+        self.browser = browser
 
     # -- entry points ---------------------------------------------------------
 
@@ -117,9 +147,7 @@ class AuthorizationEndpoint:
         """What comes next for a stored request, given the browser's session."""
         record = self.pending(request_id)
         if record is None:
-            return Step(
-                "error", error=InvalidRequestError(description="unknown or expired request")
-            )
+            return self.refusal(request_id) or Step("error", error=InvalidRequestError())
         request = _request(self.provider.issuer, record.params)
         try:
             grant = self.server.get_consent_grant(request)
@@ -129,13 +157,42 @@ class AuthorizationEndpoint:
             return self._error(error)
 
     def pending(self, request_id: str) -> AuthorizationRequest | None:
-        """The stored, unexpired, unfinished request with this id."""
+        """The stored, unexpired, unfinished request with this id, started by this browser."""
+        record = self._live(request_id)
+        return record if record is not None and self._bound(record) else None
+
+    def refusal(self, request_id: str) -> Step | None:
+        """Why this browser may not go on with ``request_id`` (an error step), or None."""
+        record = self._live(request_id)
+        if record is None:
+            return Step(
+                "error", error=InvalidRequestError(description="unknown or expired request")
+            )
+        if not self._bound(record):
+            return Step("error", error=RequestOfAnotherBrowser())
+        return None
+
+    def of_another_browser(self, request_id: str) -> bool:
+        """Whether ``request_id`` is a live request this browser did not start."""
+        record = self._live(request_id)
+        return record is not None and not self._bound(record)
+
+    def _live(self, request_id: str) -> AuthorizationRequest | None:
         if not request_id or len(request_id) > 64:
             return None
         record = self.provider.session.get(AuthorizationRequest, request_id, with_for_update=True)
         if record is None or record.used_at is not None or record.expires_at <= self.provider.now:
             return None
         return record
+
+    def _bound(self, record: AuthorizationRequest) -> bool:
+        """Whether this browser's binding value is the one the request stored."""
+        if self.browser is None or record.browser_hash is None:
+            return False
+        return hmac.compare_digest(record.browser_hash, browser_hash(self.browser))
+
+    def _bind(self, record: AuthorizationRequest) -> None:
+        record.browser_hash = browser_hash(self.browser) if self.browser else None
 
     def choose_business(self, request_id: str, login: LoginSession, uscc: str) -> Step:
         """The person acts for the business ``uscc`` (one they represent now)."""
@@ -266,6 +323,8 @@ class AuthorizationEndpoint:
             created_at=now,
             expires_at=now + (PAR_LIFETIME if pushed else REQUEST_LIFETIME),
         )
+        if not pushed:
+            self._bind(record)
         self.provider.session.add(record)
         self.provider.session.flush()
         return record
@@ -273,13 +332,14 @@ class AuthorizationEndpoint:
     def _pushed(self, params: dict[str, str]) -> AuthorizationRequest:
         """RFC 9126 §4: the pushed request named by request_uri, once, for its client."""
         uri = params["request_uri"]
-        record = self.pending(uri.removeprefix(PAR_URN)) if uri.startswith(PAR_URN) else None
+        record = self._live(uri.removeprefix(PAR_URN)) if uri.startswith(PAR_URN) else None
         if record is None or not record.pushed or record.client_id != params.get("client_id"):
             raise InvalidRequestError(description="request_uri is unknown, expired or used")
         if self.server.query_client(record.client_id) is None:
             raise InvalidClientError(description="the client is not registered")
         # One use: the browser's visit turns it into an ordinary stored request.
         record.pushed = False
+        self._bind(record)
         record.created_at = self.provider.now
         record.expires_at = self.provider.now + REQUEST_LIFETIME
         return record

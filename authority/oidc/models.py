@@ -100,6 +100,9 @@ class AuthorizationRequest(Base):
     pushed: Mapped[bool] = mapped_column(default=False)
     # The business the person chose to act for ({uscc, name, role}), once chosen.
     business: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # SHA-256 of the browser-binding cookie of the browser that started the request
+    # (none while a pushed request waits for its browser): no other browser may go on.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
