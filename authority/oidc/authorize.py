@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,6 +48,7 @@ from authority.oidc.consent import has_consent
 from authority.oidc.grants import Person
 from authority.oidc.models import AuthorizationRequest
 from authority.oidc.scopes import parse_scope
+from authority.oidc.server import InvalidDPoPProofError
 
 if TYPE_CHECKING:
     from authority.oidc.server import AuthorityServer
@@ -55,6 +57,7 @@ PAR_URN = "urn:ietf:params:oauth:request_uri:"
 PAR_LIFETIME = timedelta(seconds=90)  # RFC 9126 §2.2: short-lived
 REQUEST_LIFETIME = timedelta(minutes=30)  # the time a person has to log in and consent
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 # Marks in the stored parameters, never accepted from the client.
 _CONSENTED = "authority:consented"
 
@@ -136,6 +139,7 @@ class AuthorizationEndpoint:
         if "request_uri" in request.payload.data:
             raise InvalidRequestError(description="request_uri is not allowed in a pushed request")
         request.payload.data["client_id"] = client_id
+        self._bind_dpop_key(request)
         grant = self.server.get_consent_grant(request)
         self._check_oidc(grant.request)
         record = self._store(grant.request, pushed=True)
@@ -286,6 +290,21 @@ class AuthorizationEndpoint:
             return False
         return self.provider.now - login.auth_time > timedelta(seconds=int(max_age))
 
+    def _bind_dpop_key(self, request: OAuth2Request) -> None:
+        """RFC 9449 §10.1: a pushed request's DPoP proof binds the code to its key.
+
+        With ``dpop_jkt`` too, both must name the same key.
+        """
+        proof = self.server.dpop_proof(request, f"{self.provider.issuer}/oauth/par")
+        if proof is None:
+            return
+        named = request.payload.data.get("dpop_jkt")
+        if named is not None and named != proof.jkt:
+            raise InvalidDPoPProofError(
+                description="dpop_jkt is not the thumbprint of the DPoP proof's key"
+            )
+        request.payload.data["dpop_jkt"] = proof.jkt
+
     @staticmethod
     def _check_oidc(request: OAuth2Request) -> None:
         """OIDC Core §3.1.2.1 parameters authlib does not check."""
@@ -303,6 +322,14 @@ class AuthorizationEndpoint:
         if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
             raise InvalidRequestError(
                 description="max_age must be a number of seconds",
+                redirect_uri=redirect_uri,
+                state=state,
+            )
+        dpop_jkt = data.get("dpop_jkt")
+        if dpop_jkt is not None and not _THUMBPRINT.fullmatch(dpop_jkt):
+            # RFC 9449 §10: the base64url SHA-256 JWK thumbprint (RFC 7638) of the key.
+            raise InvalidRequestError(
+                description="dpop_jkt must be a base64url SHA-256 JWK thumbprint",
                 redirect_uri=redirect_uri,
                 state=state,
             )

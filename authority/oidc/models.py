@@ -126,6 +126,9 @@ class AuthorizationCode(Base):
     auth_time: Mapped[datetime]
     acr: Mapped[str] = mapped_column(String(64))
     amr: Mapped[list[str]] = mapped_column(JSON)
+    # RFC 9449 §10: the thumbprint of the key the code is bound to (dpop_jkt, or the
+    # DPoP proof of the pushed request); the token request must prove that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
     # What redeeming it produced: revoked if the code is presented again.
