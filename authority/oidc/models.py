@@ -35,6 +35,9 @@ class OAuthClient(Base):
     require_dpop: Mapped[bool] = mapped_column(default=False, server_default=false())
     # OIDC Back-Channel Logout §2.2: where logout tokens are posted.
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2048))
+    # OIDC Core §8.1, OIDC Registration §2: lists every redirect URI; its host is the
+    # client's pairwise sector (else the redirect URIs' one host is).
+    sector_identifier_uri: Mapped[str | None] = mapped_column(String(2048))
     # OIDC RP-Initiated Logout §3: where the client may be sent after logout (exact match).
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(
         JSON, default=list, server_default=text("'[]'")
