@@ -11,8 +11,8 @@ redirect carries ``iss`` (RFC 9207 §2).
 A stored request is bound to the browser that started it (or, for a pushed
 request, that first used its ``request_uri``): the web layer gives that browser
 a random binding value in a cookie, the request keeps its SHA-256, and every
-later step refuses a browser without it (login CSRF and session fixation,
-RFC 9700 §4.7, OIDC Core §15.5.2 on binding requests to the user agent).
+later step refuses a browser without it (login CSRF and session fixation:
+a request sent to someone else's browser cannot be continued there).
 """
 
 from __future__ import annotations
