@@ -277,3 +277,42 @@ def test_a_new_login_sends_back_channel_logout_for_the_old_session(
     claims = jwt.decode(received[0], options={"verify_signature": False})
     assert claims["sid"] == first_sid
     assert re.fullmatch(r"[\w-]+", claims["jti"])
+
+
+def test_a_posted_request_without_cookies_is_repeated_as_a_get(
+    http: TestClient, portal: Portal, settings: Settings, instance: Instance
+) -> None:
+    first = _started(http, portal)
+    value = http.cookies[BROWSER_COOKIE]
+    verifier, challenge = pkce()
+    form = {
+        "response_type": "code",
+        "client_id": portal.client_id,
+        "redirect_uri": portal.redirect_uri,
+        "scope": "openid",
+        "state": "posted",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    # A form posted from the portal's site carries no SameSite=Lax cookie: as a client
+    # without cookies sees it. The answer sets none and names the same request as a GET.
+    posted = browser(settings, instance).post("/oauth/authorize", data=form)
+    assert posted.status_code == 303, posted.text
+    assert "set-cookie" not in posted.headers
+    location = posted.headers["location"]
+    assert location.startswith("/oauth/authorize?")
+    assert _query(location) == form
+    # The browser follows it with its cookies: its binding value is kept, so the
+    # request pending in the other tab still belongs to it.
+    second = http.get(location)
+    assert http.cookies[BROWSER_COOKIE] == value
+    done = follow(http, second)
+    assert _query(done.headers["location"])["state"] == "posted"
+    assert (
+        redeem(http, portal, _query(done.headers["location"])["code"], verifier).status_code == 200
+    )
+    assert http.get("/login", params={"request": first}).status_code in (302, 303)
+    # With its cookies, a posted request is served at once.
+    again = http.post("/oauth/authorize", data={**form, "state": "posted-2"})
+    assert again.status_code == 303
+    assert again.headers["location"].startswith(portal.redirect_uri + "?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Depends, Request
@@ -58,8 +59,15 @@ def authorize(
     request: Request, oauth: AuthorizeRequest, session: DbSession, server: Server
 ) -> Response:
     """Validate the request; then login, business choice, consent, or back to the portal."""
+    binding = browser_binding(request)
+    if request.method == "POST" and binding is None:
+        # A form posted from the portal's site carries none of our SameSite=Lax cookies
+        # (binding, session); the same request as a top-level GET does (OIDC Core
+        # §3.1.2.1 lets GET and POST carry the same parameters).
+        values = [(k, v) for k, vs in oauth.payload.datalist.items() for v in vs]
+        return RedirectResponse(f"/oauth/authorize?{urlencode(values)}", status_code=303)
     login = current_login(request, session)
-    binding = browser_binding(request) or new_browser_binding()
+    binding = binding or new_browser_binding()
     step = AuthorizationEndpoint(server, binding).start(oauth, login)
     response = step_response(request, step)
     bind_browser(request, response, binding)
