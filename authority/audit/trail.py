@@ -109,6 +109,8 @@ def record_client(session: Session, client: OAuthClient, actor: str) -> None:
         "scopes": list(client.scopes),
         "redirect_uris": list(client.redirect_uris),
     }
+    if client.sector_identifier_uri:
+        details["sector_identifier_uri"] = client.sector_identifier_uri
     record(session, CLIENT_REGISTERED, actor, f"client:{client.client_id}", details)
 
 

@@ -10,10 +10,12 @@ import click
 from authority.audit import operator
 from authority.audit.trail import record_client
 from authority.cli.base import cli, command, emit, opened_instance
+from authority.config import Environment
 from authority.db.base import utcnow
 from authority.errors import InvalidInput
 from authority.oidc.clients import register_client
 from authority.oidc.retention import purge_expired
+from authority.oidc.sectors import fetch_sector_document
 
 client_group = click.Group("client", help="OAuth clients: portals and agency back-ends.")
 cli.add_command(client_group)
@@ -68,6 +70,12 @@ cli.add_command(client_group)
     default=None,
     help="Where logout tokens are posted when a person's session ends (OIDC Back-Channel Logout).",
 )
+@click.option(
+    "--sector-identifier-uri",
+    default=None,
+    help="https URL of a JSON array listing every redirect URI; its host is the pairwise "
+    "sector (lets redirect URIs be on several hosts). Fetched now.",
+)
 def client_create_command(
     name: str,
     redirect_uris: tuple[str, ...],
@@ -80,6 +88,7 @@ def client_create_command(
     require_par: bool,
     require_dpop: bool,
     backchannel_logout_uri: str | None,
+    sector_identifier_uri: str | None,
 ) -> None:
     """Register a client; its secret (if any) is shown once."""
     jwks = None
@@ -88,25 +97,36 @@ def client_create_command(
             jwks = json.load(jwks_file)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"--jwks is not JSON: {exc}") from None
-    with opened_instance() as instance, instance.database.transaction() as session:
-        client = register_client(
-            session,
-            instance.client_secret_key,
-            name=name,
-            redirect_uris=redirect_uris,
-            auth_method=auth_method,
-            grant_types=grant_types,
-            scopes=scopes,
-            jwks=jwks,
-            jwks_uri=jwks_uri,
-            post_logout_redirect_uris=post_logout_redirect_uris,
-            require_par=require_par,
-            require_dpop=require_dpop,
-            backchannel_logout_uri=backchannel_logout_uri,
-            now=utcnow(),
+    with opened_instance() as instance:
+        # Fetched before the transaction: a slow server never holds the database.
+        sector = (
+            fetch_sector_document(
+                sector_identifier_uri,
+                allow_loopback_http=instance.settings.env is not Environment.PRODUCTION,
+            )
+            if sector_identifier_uri
+            else None
         )
-        data = client.describe()
-        record_client(session, client.record, operator())
+        with instance.database.transaction() as session:
+            client = register_client(
+                session,
+                instance.client_secret_key,
+                name=name,
+                redirect_uris=redirect_uris,
+                auth_method=auth_method,
+                grant_types=grant_types,
+                scopes=scopes,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                post_logout_redirect_uris=post_logout_redirect_uris,
+                require_par=require_par,
+                require_dpop=require_dpop,
+                backchannel_logout_uri=backchannel_logout_uri,
+                sector=sector,
+                now=utcnow(),
+            )
+            data = client.describe()
+            record_client(session, client.record, operator())
     text = [f"client_id: {data['client_id']}"]
     if "client_secret" in data:
         text.append(f"client_secret: {data['client_secret']} (shown once)")

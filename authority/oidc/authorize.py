@@ -7,10 +7,19 @@ comes next: the login page, the business choice, the consent page, or the
 redirect back to the client with a code or an error. Errors go to the
 redirect URI only once it is verified (RFC 6749 §4.1.2.1), and every
 redirect carries ``iss`` (RFC 9207 §2).
+
+A stored request is bound to the browser that started it (or, for a pushed
+request, that first used its ``request_uri``): the web layer gives that browser
+a random binding value in a cookie, the request keeps its SHA-256, and every
+later step refuses a browser without it (login CSRF and session fixation:
+a request sent to someone else's browser cannot be continued there).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +48,7 @@ from authority.oidc.consent import has_consent
 from authority.oidc.grants import Person
 from authority.oidc.models import AuthorizationRequest
 from authority.oidc.scopes import parse_scope
+from authority.oidc.server import InvalidDPoPProofError
 
 if TYPE_CHECKING:
     from authority.oidc.server import AuthorityServer
@@ -47,8 +57,29 @@ PAR_URN = "urn:ietf:params:oauth:request_uri:"
 PAR_LIFETIME = timedelta(seconds=90)  # RFC 9126 §2.2: short-lived
 REQUEST_LIFETIME = timedelta(minutes=30)  # the time a person has to log in and consent
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 # Marks in the stored parameters, never accepted from the client.
 _CONSENTED = "authority:consented"
+
+
+class RequestOfAnotherBrowser(InvalidRequestError):  # type: ignore[misc]
+    """The request was started in another browser, or this one lost its binding cookie.
+
+    Never redirected to the client: the request may not be this browser's.
+    """
+
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            description="this login was started in another browser, or the browser "
+            "refused its cookie; go back to the website and start again"
+        )
+
+
+def browser_hash(binding: str) -> str:
+    """What a request stores of its browser's binding value."""
+    return hashlib.sha256(binding.encode("ascii", "replace")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -72,9 +103,11 @@ def _request(issuer: str, params: dict[str, str]) -> OAuth2Request:
 class AuthorizationEndpoint:
     """Serves authorization requests for one :class:`AuthorityServer`."""
 
-    def __init__(self, server: AuthorityServer) -> None:
+    def __init__(self, server: AuthorityServer, browser: str | None = None) -> None:
+        """``browser``: the binding value the browser's cookie carries, if any."""
         self.server = server
         self.provider = server.provider
+        self.browser = browser
 
     # -- entry points ---------------------------------------------------------
 
@@ -106,6 +139,7 @@ class AuthorizationEndpoint:
         if "request_uri" in request.payload.data:
             raise InvalidRequestError(description="request_uri is not allowed in a pushed request")
         request.payload.data["client_id"] = client_id
+        self._bind_dpop_key(request)
         grant = self.server.get_consent_grant(request)
         self._check_oidc(grant.request)
         record = self._store(grant.request, pushed=True)
@@ -117,9 +151,7 @@ class AuthorizationEndpoint:
         """What comes next for a stored request, given the browser's session."""
         record = self.pending(request_id)
         if record is None:
-            return Step(
-                "error", error=InvalidRequestError(description="unknown or expired request")
-            )
+            return self.refusal(request_id) or Step("error", error=InvalidRequestError())
         request = _request(self.provider.issuer, record.params)
         try:
             grant = self.server.get_consent_grant(request)
@@ -129,13 +161,42 @@ class AuthorizationEndpoint:
             return self._error(error)
 
     def pending(self, request_id: str) -> AuthorizationRequest | None:
-        """The stored, unexpired, unfinished request with this id."""
+        """The stored, unexpired, unfinished request with this id, started by this browser."""
+        record = self._live(request_id)
+        return record if record is not None and self._bound(record) else None
+
+    def refusal(self, request_id: str) -> Step | None:
+        """Why this browser may not go on with ``request_id`` (an error step), or None."""
+        record = self._live(request_id)
+        if record is None:
+            return Step(
+                "error", error=InvalidRequestError(description="unknown or expired request")
+            )
+        if not self._bound(record):
+            return Step("error", error=RequestOfAnotherBrowser())
+        return None
+
+    def of_another_browser(self, request_id: str) -> bool:
+        """Whether ``request_id`` is a live request this browser did not start."""
+        record = self._live(request_id)
+        return record is not None and not self._bound(record)
+
+    def _live(self, request_id: str) -> AuthorizationRequest | None:
         if not request_id or len(request_id) > 64:
             return None
         record = self.provider.session.get(AuthorizationRequest, request_id, with_for_update=True)
         if record is None or record.used_at is not None or record.expires_at <= self.provider.now:
             return None
         return record
+
+    def _bound(self, record: AuthorizationRequest) -> bool:
+        """Whether this browser's binding value is the one the request stored."""
+        if self.browser is None or record.browser_hash is None:
+            return False
+        return hmac.compare_digest(record.browser_hash, browser_hash(self.browser))
+
+    def _bind(self, record: AuthorizationRequest) -> None:
+        record.browser_hash = browser_hash(self.browser) if self.browser else None
 
     def choose_business(self, request_id: str, login: LoginSession, uscc: str) -> Step:
         """The person acts for the business ``uscc`` (one they represent now)."""
@@ -229,6 +290,21 @@ class AuthorizationEndpoint:
             return False
         return self.provider.now - login.auth_time > timedelta(seconds=int(max_age))
 
+    def _bind_dpop_key(self, request: OAuth2Request) -> None:
+        """RFC 9449 §10.1: a pushed request's DPoP proof binds the code to its key.
+
+        With ``dpop_jkt`` too, both must name the same key.
+        """
+        proof = self.server.dpop_proof(request, f"{self.provider.issuer}/oauth/par")
+        if proof is None:
+            return
+        named = request.payload.data.get("dpop_jkt")
+        if named is not None and named != proof.jkt:
+            raise InvalidDPoPProofError(
+                description="dpop_jkt is not the thumbprint of the DPoP proof's key"
+            )
+        request.payload.data["dpop_jkt"] = proof.jkt
+
     @staticmethod
     def _check_oidc(request: OAuth2Request) -> None:
         """OIDC Core §3.1.2.1 parameters authlib does not check."""
@@ -249,6 +325,14 @@ class AuthorizationEndpoint:
                 redirect_uri=redirect_uri,
                 state=state,
             )
+        dpop_jkt = data.get("dpop_jkt")
+        if dpop_jkt is not None and not _THUMBPRINT.fullmatch(dpop_jkt):
+            # RFC 9449 §10: the base64url SHA-256 JWK thumbprint (RFC 7638) of the key.
+            raise InvalidRequestError(
+                description="dpop_jkt must be a base64url SHA-256 JWK thumbprint",
+                redirect_uri=redirect_uri,
+                state=state,
+            )
         if len(data.get("nonce", "")) > 512 or len(state or "") > 1024:
             raise InvalidRequestError(
                 description="nonce or state is too long", redirect_uri=redirect_uri, state=state
@@ -266,6 +350,8 @@ class AuthorizationEndpoint:
             created_at=now,
             expires_at=now + (PAR_LIFETIME if pushed else REQUEST_LIFETIME),
         )
+        if not pushed:
+            self._bind(record)
         self.provider.session.add(record)
         self.provider.session.flush()
         return record
@@ -273,13 +359,14 @@ class AuthorizationEndpoint:
     def _pushed(self, params: dict[str, str]) -> AuthorizationRequest:
         """RFC 9126 §4: the pushed request named by request_uri, once, for its client."""
         uri = params["request_uri"]
-        record = self.pending(uri.removeprefix(PAR_URN)) if uri.startswith(PAR_URN) else None
+        record = self._live(uri.removeprefix(PAR_URN)) if uri.startswith(PAR_URN) else None
         if record is None or not record.pushed or record.client_id != params.get("client_id"):
             raise InvalidRequestError(description="request_uri is unknown, expired or used")
         if self.server.query_client(record.client_id) is None:
             raise InvalidClientError(description="the client is not registered")
         # One use: the browser's visit turns it into an ordinary stored request.
         record.pushed = False
+        self._bind(record)
         record.created_at = self.provider.now
         record.expires_at = self.provider.now + REQUEST_LIFETIME
         return record

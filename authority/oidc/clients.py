@@ -26,6 +26,7 @@ from authority.agencies.models import Agency
 from authority.errors import InvalidInput, NotFound
 from authority.oidc.models import OAuthClient
 from authority.oidc.scopes import SCOPES, parse_scope
+from authority.oidc.sectors import SectorDocument
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -88,6 +89,8 @@ def describe(record: OAuthClient) -> dict[str, Any]:
         data["dpop_bound_access_tokens"] = True
     if record.backchannel_logout_uri:
         data["backchannel_logout_uri"] = record.backchannel_logout_uri
+    if record.sector_identifier_uri:
+        data["sector_identifier_uri"] = record.sector_identifier_uri
     return data
 
 
@@ -136,11 +139,14 @@ def register_client(
     require_par: bool = False,
     require_dpop: bool = False,
     backchannel_logout_uri: str | None = None,
+    sector: SectorDocument | None = None,
 ) -> NewClient:
     """Validate and store a client; return it with its secret if it has one.
 
     ``secret`` fixes the secret instead of drawing one (the demo derives its own so
-    that it can print it again); it must be at least 32 characters.
+    that it can print it again); it must be at least 32 characters. ``sector``: the
+    fetched document of the client's sector_identifier_uri, which must list every
+    redirect URI (:func:`authority.oidc.sectors.fetch_sector_document`).
     """
     name = name.strip()
     if not 0 < len(name) <= 128:
@@ -150,8 +156,13 @@ def register_client(
     uris = [_check_redirect_uri(u) for u in redirect_uris]
     # OIDC Core §8.1: without a sector_identifier_uri the sector is the redirect URIs'
     # host, so they must share one, or the pairwise subject would depend on which is used.
-    if len({urlsplit(u).hostname for u in uris}) > 1:
-        raise InvalidInput("a client's redirect URIs must share one host (its pairwise sector)")
+    if sector is not None:
+        sector.check_covers(uris)
+    elif len({urlsplit(u).hostname for u in uris}) > 1:
+        raise InvalidInput(
+            "a client's redirect URIs must share one host (its pairwise sector), "
+            "or name a sector_identifier_uri listing them all"
+        )
     grants = list(dict.fromkeys(grant_types)) or (
         ["authorization_code", "refresh_token"] if uris else ["client_credentials"]
     )
@@ -200,6 +211,7 @@ def register_client(
         backchannel_logout_uri=(
             _check_redirect_uri(backchannel_logout_uri) if backchannel_logout_uri else None
         ),
+        sector_identifier_uri=sector.uri if sector is not None else None,
     )
     session.add(record)
     session.flush()

@@ -189,6 +189,7 @@ class CodeGrant(_Issuing, AuthorizationCodeGrant):  # type: ignore[misc]
                 auth_time=person.login.auth_time,
                 acr=person.login.acr,
                 amr=list(person.login.amr),
+                dpop_jkt=request.payload.data.get("dpop_jkt"),
                 expires_at=provider.now + CODE_LIFETIME,
             )
         )
@@ -217,6 +218,12 @@ class CodeGrant(_Issuing, AuthorizationCodeGrant):  # type: ignore[misc]
         provider = self.provider
         record: AuthorizationCode = self.request.authorization_code.record
         client: Client = self.request.client
+        if record.dpop_jkt and (provider.dpop is None or provider.dpop.jkt != record.dpop_jkt):
+            # RFC 9449 §10: the proof must be signed by the key the code is bound to.
+            raise InvalidGrantError(
+                description="this authorization code is bound to a DPoP key: "
+                "send a DPoP proof signed with it"
+            )
         person = self.live_person(record.citizen_id, record.session_id, record.business)
         if person is None:
             raise InvalidGrantError(description="the session this code was issued in has ended")

@@ -2,8 +2,9 @@
 provider session, and refresh tokens that rotate (RFC 9700 §4.14.2).
 
 Subjects are pairwise (OIDC Core §8.1): each sector (the host of the
-client's redirect URIs) sees a different ``sub`` for the same person, an
-HMAC under the installation key, so portals cannot join their records.
+client's sector_identifier_uri, else of its redirect URIs) sees a different
+``sub`` for the same person, an HMAC under the installation key, so portals
+cannot join their records.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from authority.account.history import record_release
 from authority.identity.models import Citizen, LoginSession
 from authority.oidc.clients import ClientSecretKey
 from authority.oidc.models import AuthorizationCode, OAuthClient, RefreshToken, RevokedToken
+from authority.oidc.sectors import sector_of_uri
 from authority.oidc.tokens import (
     TOKEN_PURPOSE,
     SigningKeyMissing,
@@ -48,7 +50,10 @@ def token_hash(value: str) -> str:
 
 
 def sector_of(client: OAuthClient) -> str:
-    """The client's sector identifier: the host of its redirect URIs (OIDC Core §8.1)."""
+    """The client's sector identifier (OIDC Core §8.1): the host of its
+    sector_identifier_uri if it has one, else the host of its redirect URIs."""
+    if client.sector_identifier_uri:
+        return sector_of_uri(client.sector_identifier_uri)
     uris = client.redirect_uris
     return (urlsplit(uris[0]).hostname or client.client_id) if uris else client.client_id
 

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from authority.errors import InvalidInput
 from authority.identity.login import end_session
 from authority.identity.models import LoginSession
-from authority.oidc.clients import find_client
+from authority.oidc.backchannel import LogoutNotice, logout_notices
+from authority.oidc.clients import ClientSecretKey, find_client
 from authority.oidc.issuance import revoke_session_tokens
 from authority.oidc.models import OAuthClient, SigningKey
 from authority.oidc.tokens import TOKEN_PURPOSE
@@ -99,3 +100,20 @@ def log_out(session: Session, login: LoginSession, now: datetime) -> None:
     """End the provider session and revoke the refresh tokens it produced."""
     end_session(login, now)
     revoke_session_tokens(session, login, now)
+
+
+def close_session(
+    session: Session,
+    keystore: KeyStore,
+    key: ClientSecretKey,
+    issuer: str,
+    login: LoginSession,
+    now: datetime,
+) -> list[LogoutNotice]:
+    """Log ``login`` out; the back-channel logout tokens to deliver once that is committed.
+
+    Both RP-initiated logout and a new login in the same browser end a session this way.
+    """
+    notices = logout_notices(session, keystore, key, issuer, login, now)
+    log_out(session, login, now)
+    return notices

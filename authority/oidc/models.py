@@ -35,6 +35,9 @@ class OAuthClient(Base):
     require_dpop: Mapped[bool] = mapped_column(default=False, server_default=false())
     # OIDC Back-Channel Logout §2.2: where logout tokens are posted.
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2048))
+    # OIDC Core §8.1, OIDC Registration §2: lists every redirect URI; its host is the
+    # client's pairwise sector (else the redirect URIs' one host is).
+    sector_identifier_uri: Mapped[str | None] = mapped_column(String(2048))
     # OIDC RP-Initiated Logout §3: where the client may be sent after logout (exact match).
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(
         JSON, default=list, server_default=text("'[]'")
@@ -100,6 +103,9 @@ class AuthorizationRequest(Base):
     pushed: Mapped[bool] = mapped_column(default=False)
     # The business the person chose to act for ({uscc, name, role}), once chosen.
     business: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # SHA-256 of the browser-binding cookie of the browser that started the request
+    # (none while a pushed request waits for its browser): no other browser may go on.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
@@ -123,6 +129,9 @@ class AuthorizationCode(Base):
     auth_time: Mapped[datetime]
     acr: Mapped[str] = mapped_column(String(64))
     amr: Mapped[list[str]] = mapped_column(JSON)
+    # RFC 9449 §10: the thumbprint of the key the code is bound to (dpop_jkt, or the
+    # DPoP proof of the pushed request); the token request must prove that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
     # What redeeming it produced: revoked if the code is presented again.

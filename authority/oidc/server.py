@@ -326,25 +326,21 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
             check_form(request)
             if not request.payload.grant_type:
                 raise InvalidRequestError(description="grant_type is required")
-            self._check_dpop(request)
+            self.provider.dpop = self.dpop_proof(request, self.provider.token_endpoint)
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
 
-    def _check_dpop(self, request: OAuth2Request) -> None:
-        """RFC 9449 §5: a DPoP header at the token endpoint must be one valid proof."""
+    def dpop_proof(self, request: OAuth2Request, url: str) -> DPoPProof | None:
+        """RFC 9449 §5, §10.1: a DPoP header (token or PAR endpoint) must be one valid proof."""
         proofs = request.headers.getlist("dpop") if hasattr(request.headers, "getlist") else []
         if not proofs:
-            return
+            return None
         if len(proofs) > 1:
             raise InvalidDPoPProofError(description="send exactly one DPoP header")
         try:
-            self.provider.dpop = verify_proof(
-                self.provider.session,
-                proofs[0],
-                method="POST",
-                url=self.provider.token_endpoint,
-                now=self.provider.now,
+            return verify_proof(
+                self.provider.session, proofs[0], method="POST", url=url, now=self.provider.now
             )
         except InvalidDPoPProof as exc:
             raise InvalidDPoPProofError(description=exc.detail) from None

@@ -4,6 +4,12 @@ authorization :class:`~authority.oidc.authorize.Step` into a response.
 The session cookie is HttpOnly, SameSite=Lax (the browser comes back from a
 portal with a top-level GET) and Secure on https. Forms carry a CSRF token
 that must equal the ``csrf`` cookie (double submit; SameSite=Strict cookie).
+
+The browser-binding cookie (same attributes, no expiry: it lives as long as the
+browser session) carries a random value whose hash each authorization request
+started in this browser stores; one value serves every tab's pending request.
+A login always gives the browser a new session and ends the one its old cookie
+opened, as logout does (session fixation).
 """
 
 from __future__ import annotations
@@ -16,16 +22,21 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from authority.db.base import utcnow
 from authority.identity.login import SESSION_LIFETIME, StartedSession, find_session
 from authority.identity.models import LoginSession
-from authority.oidc.authorize import Step
+from authority.oidc.authorize import AuthorizationEndpoint, RequestOfAnotherBrowser, Step
+from authority.oidc.backchannel import LogoutNotice, deliver
+from authority.oidc.logout import close_session
+from authority.oidc.server import AuthorityServer
 from authority.web.i18n import CATALOGUE
 from authority.web.middleware import CONTENT_SECURITY_POLICY
 from authority.web.pages import render
 
 SESSION_COOKIE = "authority_session"
+BROWSER_COOKIE = "authority_browser"
 CSRF_COOKIE = "authority_csrf"
 CSRF_FIELD = "csrf"
 
@@ -48,6 +59,58 @@ def set_session_cookie(request: Request, response: Response, started: StartedSes
         samesite="lax",
         path="/",
     )
+
+
+def start_browser_session(
+    request: Request, response: Response, session: Session, started: StartedSession
+) -> None:
+    """Give the browser the new session's cookie, ending the session its old cookie opened.
+
+    OWASP Session Management: a fresh session id at every login, never the old one;
+    the old session ends server-side as logout ends it (its refresh tokens revoked,
+    back-channel logout tokens sent once this unit of work is committed).
+    """
+    instance = request.app.state.instance
+    cookie = request.cookies.get(SESSION_COOKIE)
+    now = utcnow()
+    notices: list[LogoutNotice] = []
+    for pending in (False, True):
+        old = find_session(session, cookie, now, pending=pending)
+        if old is not None and old.id != started.record.id:
+            notices += close_session(
+                session,
+                instance.keystore,
+                instance.client_secret_key,
+                instance.settings.issuer,
+                old,
+                now,
+            )
+    set_session_cookie(request, response, started)
+    if notices:
+        response.background = BackgroundTask(deliver, notices)
+
+
+def browser_binding(request: Request) -> str | None:
+    """The browser-binding value the browser's cookie carries, if it looks like one."""
+    value = request.cookies.get(BROWSER_COOKIE)
+    return value if value and len(value) == 43 else None
+
+
+def new_browser_binding() -> str:
+    """A fresh random browser-binding value."""
+    return secrets.token_urlsafe(32)
+
+
+def bind_browser(request: Request, response: Response, binding: str) -> None:
+    """Give the browser its binding cookie (HttpOnly, SameSite=Lax, path /, Secure on https)."""
+    response.set_cookie(
+        BROWSER_COOKIE, binding, httponly=True, secure=_https(request), samesite="lax", path="/"
+    )
+
+
+def authorization_endpoint(request: Request, server: AuthorityServer) -> AuthorizationEndpoint:
+    """The authorization endpoint as this browser sees it (its binding value)."""
+    return AuthorizationEndpoint(server, browser_binding(request))
 
 
 def clear_session_cookie(request: Request, response: Response) -> None:
@@ -98,11 +161,40 @@ def page(
 
 
 def error_page(
-    request: Request, code: str, description: str, status_code: int = 400
+    request: Request,
+    code: str,
+    description: str,
+    status_code: int = 400,
+    *,
+    explanation: str | None = None,
 ) -> HTMLResponse:
-    """The page shown when an error cannot go back to the portal."""
+    """The page shown when an error cannot go back to the portal.
+
+    ``explanation``: a catalogue key for a translated sentence saying what happened.
+    """
     return render(
-        request, "login_error.html", {"code": code, "description": description}, status_code
+        request,
+        "login_error.html",
+        {"code": code, "description": description, "explanation": explanation},
+        status_code,
+    )
+
+
+def refused_step(request: Request, step: Step) -> HTMLResponse:
+    """The error page of an error step (one that cannot go back to the portal)."""
+    error = step.error
+    if isinstance(error, RequestOfAnotherBrowser):
+        return error_page(
+            request,
+            error.error,
+            error.description,
+            error.status_code,
+            explanation="login_error.other_browser",
+        )
+    return error_page(
+        request,
+        getattr(error, "error", None) or "invalid_request",
+        getattr(error, "description", None) or "",
     )
 
 
@@ -133,12 +225,7 @@ def step_response(request: Request, step: Step) -> Response:
         return RedirectResponse(
             f"{target[step.kind]}?{urlencode({'request': step.request_id})}", status_code=status
         )
-    error = step.error
-    return error_page(
-        request,
-        getattr(error, "error", None) or "invalid_request",
-        getattr(error, "description", None) or "",
-    )
+    return refused_step(request, step)
 
 
 CATALOGUE.add(
@@ -193,6 +280,13 @@ CATALOGUE.add(
         "login_error.intro": {
             "zh": "请求有误，无法返回原网站。请回到原网站重新开始。",
             "en": "The request was not valid and cannot be returned to the website. "
+            "Go back to the website and start again.",
+        },
+        "login_error.other_browser": {
+            "zh": "此登录请求是在另一个浏览器中发起的，或浏览器未保存其 Cookie。"
+            "为保护您的账户，无法在此继续。请回到原网站重新开始。",
+            "en": "This login was started in another browser, or this browser did not keep "
+            "its cookie. To protect your account it cannot go on here. "
             "Go back to the website and start again.",
         },
         "login_error.code": {"zh": "错误代码", "en": "Error code"},

@@ -26,14 +26,19 @@ from tests.functional.test_oidc import (
     Portal,
     _jwks_key,
     _portal,
+    _query,
     _token_error,
+    authorize,
     browser,
+    follow,
     login_code,
+    pkce,
     redeem,
     seed_citizen,
 )
 
 TOKEN_URL = f"{ISSUER}/oauth/token"
+PAR_URL = f"{ISSUER}/oauth/par"
 
 
 @pytest.fixture
@@ -148,6 +153,104 @@ def test_bad_proofs_at_the_token_endpoint(
     code, verifier = login_code(http, strict)
     assert "must send a DPoP proof" in _token_error(
         _redeem(http, strict, code, verifier, None), 400, "invalid_request"
+    )
+
+
+def _push(http: TestClient, portal: Portal, challenge: str, proof: str | None, **extra: str) -> Any:
+    return http.post(
+        "/oauth/par",
+        data={
+            "response_type": "code",
+            "redirect_uri": portal.redirect_uri,
+            "scope": "openid",
+            "state": "s-par",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **extra,
+        },
+        auth=portal.basic,
+        headers={"DPoP": proof} if proof else {},
+    )
+
+
+def _pushed_code(
+    http: TestClient, portal: Portal, proof: str | None, **extra: str
+) -> tuple[str, str]:
+    """A code obtained through a pushed request (with a DPoP proof or dpop_jkt)."""
+    verifier, challenge = pkce()
+    pushed = _push(http, portal, challenge, proof, **extra)
+    assert pushed.status_code == 201, pushed.text
+    used = http.get(
+        "/oauth/authorize",
+        params={"client_id": portal.client_id, "request_uri": pushed.json()["request_uri"]},
+    )
+    done = follow(http, used)
+    assert done.status_code in (302, 303), done.text
+    return _query(done.headers["location"])["code"], verifier
+
+
+def _bound_code_redeemed_only_with(
+    http: TestClient, portal: Portal, holder: Holder, code: str, verifier: str
+) -> None:
+    """RFC 9449 §10: without a proof, or with another key's, invalid_grant; then the key's."""
+    assert "bound to a DPoP key" in _token_error(
+        _redeem(http, portal, code, verifier, None), 400, "invalid_grant"
+    )
+    _token_error(
+        _redeem(http, portal, code, verifier, Holder().proof("POST", TOKEN_URL)),
+        400,
+        "invalid_grant",
+    )
+    answer = _redeem(http, portal, code, verifier, holder.proof("POST", TOKEN_URL))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "DPoP"
+    access = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
+    assert access["cnf"] == {"jkt": holder.jkt}
+
+
+def test_a_dpop_proof_at_the_par_endpoint_binds_the_code(http: TestClient, portal: Portal) -> None:
+    holder = Holder()
+    code, verifier = _pushed_code(http, portal, holder.proof("POST", PAR_URL))
+    _bound_code_redeemed_only_with(http, portal, holder, code, verifier)
+
+
+def test_dpop_jkt_in_a_pushed_request_binds_the_code(http: TestClient, portal: Portal) -> None:
+    holder = Holder()
+    code, verifier = _pushed_code(http, portal, None, dpop_jkt=holder.jkt)
+    _bound_code_redeemed_only_with(http, portal, holder, code, verifier)
+    # Both, naming the same key: accepted.
+    code, verifier = _pushed_code(http, portal, holder.proof("POST", PAR_URL), dpop_jkt=holder.jkt)
+    _bound_code_redeemed_only_with(http, portal, holder, code, verifier)
+
+
+def test_dpop_jkt_in_a_plain_authorization_request(http: TestClient, portal: Portal) -> None:
+    holder = Holder()
+    code, verifier = login_code(http, portal, dpop_jkt=holder.jkt)
+    _bound_code_redeemed_only_with(http, portal, holder, code, verifier)
+    _verifier, challenge = pkce()
+    malformed = authorize(http, portal, challenge, dpop_jkt="not-a-thumbprint")
+    assert malformed.status_code == 302
+    query = _query(malformed.headers["location"])
+    assert malformed.headers["location"].startswith(portal.redirect_uri + "?")
+    assert query["error"] == "invalid_request"
+    assert "dpop_jkt" in query["error_description"]
+
+
+def test_bad_dpop_at_the_par_endpoint(http: TestClient, portal: Portal) -> None:
+    holder = Holder()
+    _verifier, challenge = pkce()
+    differs = _push(http, portal, challenge, holder.proof("POST", PAR_URL), dpop_jkt=Holder().jkt)
+    assert "dpop_jkt" in _token_error(differs, 400, "invalid_dpop_proof")
+    for bad in (
+        holder.proof("POST", TOKEN_URL),  # for another endpoint
+        holder.proof("GET", PAR_URL),  # another method
+        holder.proof("POST", PAR_URL, iat=int(time.time()) - 600),  # stale
+    ):
+        _token_error(_push(http, portal, challenge, bad), 400, "invalid_dpop_proof")
+    proof = holder.proof("POST", PAR_URL)
+    assert _push(http, portal, challenge, proof).status_code == 201
+    assert "already used" in _token_error(
+        _push(http, portal, challenge, proof), 400, "invalid_dpop_proof"
     )
 
 

@@ -189,3 +189,54 @@ def test_register_then_log_in_with_a_passkey(http: TestClient, portal: Portal) -
         headers={"X-CSRF-Token": csrf},
     )
     assert replay.status_code == 401
+
+
+def test_a_passkey_login_ends_the_older_session_and_needs_the_browsers_request(
+    http: TestClient, portal: Portal, settings: Settings, instance: Instance
+) -> None:
+    authenticator = SoftAuthenticator()
+    code, verifier = login_code(http, portal)  # logged in with the password
+    password_tokens = redeem(http, portal, code, verifier).json()
+    old_cookie = http.cookies["authority_session"]
+    csrf = _csrf(http.get("/account/passkeys").text)
+    options = http.post("/account/passkeys/options", headers={"X-CSRF-Token": csrf}).json()
+    created = http.post(
+        "/account/passkeys", json=authenticator.create(options), headers={"X-CSRF-Token": csrf}
+    )
+    assert created.status_code == 201, created.text
+
+    # Another browser's request cannot be continued with this browser's passkey.
+    other = browser(settings, instance)
+    _verifier, challenge = pkce()
+    foreign = _query(authorize(other, portal, challenge).headers["location"])["request"]
+    options = http.post("/login/passkey/options", headers={"X-CSRF-Token": csrf}).json()
+    refused = http.post(
+        "/login/passkey",
+        json={"credential": authenticator.get(options), "request": foreign},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error_description"].startswith(
+        "this login was started in another browser"
+    )
+    assert http.cookies["authority_session"] == old_cookie
+
+    # A passkey login in this browser (prompt=login) replaces the password session.
+    verifier, challenge = pkce()
+    location = authorize(http, portal, challenge, prompt="login").headers["location"]
+    options = http.post("/login/passkey/options", headers={"X-CSRF-Token": csrf}).json()
+    answer = http.post(
+        "/login/passkey",
+        json={"credential": authenticator.get(options), "request": _query(location)["request"]},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert answer.status_code == 200, answer.text
+    assert http.cookies["authority_session"] != old_cookie
+    code = _query(answer.json()["location"])["code"]
+    assert redeem(http, portal, code, verifier).status_code == 200
+    stale = http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": password_tokens["refresh_token"]},
+        auth=portal.basic,
+    )
+    assert stale.status_code == 400 and stale.json()["error"] == "invalid_grant"

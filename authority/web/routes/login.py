@@ -11,18 +11,20 @@ from authority.db.base import utcnow
 from authority.errors import AuthorityError
 from authority.identity.accounts import mandates
 from authority.identity.models import Citizen, LoginSession
-from authority.oidc.authorize import AuthorizationEndpoint
+from authority.oidc.authorize import AuthorizationEndpoint, RequestOfAnotherBrowser, Step
 from authority.oidc.clients import find_client
 from authority.oidc.consent import consents_of, grant_consent, withdraw_consent
 from authority.oidc.scopes import SCOPES, parse_scope
 from authority.web.deps import WRITES, CurrentInstance, DbSession
 from authority.web.oauth import Server
 from authority.web.people import (
+    authorization_endpoint,
     csrf_ok,
     current_login,
     error_page,
     page,
-    set_session_cookie,
+    refused_step,
+    start_browser_session,
     step_response,
 )
 
@@ -39,21 +41,39 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _returns_to(server: Server, request_id: str) -> str | None:
+def _returns_to(endpoint: AuthorizationEndpoint, request_id: str) -> str | None:
     """The verified redirect URI of a pending request (for the page's CSP)."""
-    record = AuthorizationEndpoint(server).pending(request_id)
+    record = endpoint.pending(request_id)
     return record.params.get("redirect_uri") if record is not None else None
 
 
+def _foreign(request: Request, endpoint: AuthorizationEndpoint, request_id: str) -> Response | None:
+    """The error page if ``request_id`` is a request another browser started."""
+    if not endpoint.of_another_browser(request_id):
+        return None
+    return refused_step(request, Step("error", error=RequestOfAnotherBrowser()))
+
+
 @router.get("/login")
-def login_form(request: Request, server: Server) -> Response:
-    """The password form for a pending authorization request."""
+def login_form(request: Request, session: DbSession, server: Server) -> Response:
+    """The password form for a pending authorization request.
+
+    A browser that logged in since (in another tab) goes on without a new login.
+    """
     request_id = request.query_params.get("request", "")
+    endpoint = authorization_endpoint(request, server)
+    if (refused := _foreign(request, endpoint, request_id)) is not None:
+        return refused
+    login = current_login(request, session)
+    if request_id and login is not None:
+        step = endpoint.resume(request_id, login)
+        if step.kind in ("redirect", "business", "consent"):
+            return step_response(request, step)
     return page(
         request,
         "login.html",
         {"request_id": request_id},
-        returns_to=_returns_to(server, request_id),
+        returns_to=_returns_to(endpoint, request_id),
     )
 
 
@@ -71,7 +91,9 @@ def login_submit(
     """Check the password; then the second factor, or on with the authorization."""
     if not csrf_ok(request, csrf):
         return _forbidden(request)
-    endpoint = AuthorizationEndpoint(server)
+    endpoint = authorization_endpoint(request, server)
+    if (refused := _foreign(request, endpoint, request_id)) is not None:
+        return refused
     pending = endpoint.pending(request_id)
     wanted = pending.params.get("acr_values", "") if pending is not None else ""
     try:
@@ -90,7 +112,7 @@ def login_submit(
             "login.html",
             {"request_id": request_id, "error": exc.detail, "id_number": id_number},
             exc.status,
-            returns_to=_returns_to(server, request_id),
+            returns_to=_returns_to(endpoint, request_id),
         )
         failed.headers.update(exc.headers)
         return failed
@@ -102,9 +124,9 @@ def login_submit(
             request,
             "login_otp.html",
             {"request_id": request_id},
-            returns_to=_returns_to(server, request_id),
+            returns_to=_returns_to(endpoint, request_id),
         )
-    set_session_cookie(request, response, started)
+    start_browser_session(request, response, session, started)
     return response
 
 
@@ -121,6 +143,9 @@ def otp_submit(
     """Check the one-time code of a login waiting for its second factor."""
     if not csrf_ok(request, csrf):
         return _forbidden(request)
+    endpoint = authorization_endpoint(request, server)
+    if (refused := _foreign(request, endpoint, request_id)) is not None:
+        return refused
     login = current_login(request, session, pending=True)
     if login is None:
         return error_page(request, "login_required", "the login expired; start again", 401)
@@ -134,12 +159,12 @@ def otp_submit(
             "login_otp.html",
             {"request_id": request_id, "error": exc.detail},
             exc.status,
-            returns_to=_returns_to(server, request_id),
+            returns_to=_returns_to(endpoint, request_id),
         )
         failed.headers.update(exc.headers)
         return failed
-    response = _next_step(request, AuthorizationEndpoint(server), request_id, started.record)
-    set_session_cookie(request, response, started)
+    response = _next_step(request, endpoint, request_id, started.record)
+    start_browser_session(request, response, session, started)
     return response
 
 
@@ -157,7 +182,7 @@ def business_form(request: Request, session: DbSession, server: Server) -> Respo
     """Which business the person acts for (only those they represent now)."""
     request_id = request.query_params.get("request", "")
     login = current_login(request, session)
-    endpoint = AuthorizationEndpoint(server)
+    endpoint = authorization_endpoint(request, server)
     citizen = session.get(Citizen, login.citizen_id) if login else None
     if citizen is None or endpoint.pending(request_id) is None:
         return step_response(request, endpoint.resume(request_id, login))
@@ -166,7 +191,7 @@ def business_form(request: Request, session: DbSession, server: Server) -> Respo
         request,
         "business.html",
         {"request_id": request_id, "choices": choices},
-        returns_to=_returns_to(server, request_id),
+        returns_to=_returns_to(endpoint, request_id),
     )
 
 
@@ -183,7 +208,7 @@ def business_submit(
     if not csrf_ok(request, csrf):
         return _forbidden(request)
     login = current_login(request, session)
-    endpoint = AuthorizationEndpoint(server)
+    endpoint = authorization_endpoint(request, server)
     if login is None:
         return step_response(request, endpoint.resume(request_id, None))
     return step_response(request, endpoint.choose_business(request_id, login, uscc))
@@ -194,7 +219,7 @@ def consent_form(request: Request, session: DbSession, server: Server) -> Respon
     """What the portal asks to receive, to allow or deny."""
     request_id = request.query_params.get("request", "")
     login = current_login(request, session)
-    endpoint = AuthorizationEndpoint(server)
+    endpoint = authorization_endpoint(request, server)
     record = endpoint.pending(request_id)
     client = find_client(session, record.client_id) if record else None
     if login is None or record is None or client is None:
@@ -226,7 +251,7 @@ def consent_submit(
     if not csrf_ok(request, csrf):
         return _forbidden(request)
     login = current_login(request, session)
-    endpoint = AuthorizationEndpoint(server)
+    endpoint = authorization_endpoint(request, server)
     record = endpoint.pending(request_id)
     citizen = session.get(Citizen, login.citizen_id) if login else None
     client = find_client(session, record.client_id) if record else None

@@ -18,10 +18,17 @@ from authority.identity import passkeys
 from authority.identity.assurance import AMR_HARDWARE_KEY, AMR_MFA
 from authority.identity.login import start_session
 from authority.identity.models import Citizen, Passkey
-from authority.oidc.authorize import AuthorizationEndpoint
+from authority.oidc.authorize import RequestOfAnotherBrowser
 from authority.web.deps import WRITES, CurrentInstance, DbSession
 from authority.web.oauth import Server
-from authority.web.people import csrf_ok, current_login, error_page, page, set_session_cookie
+from authority.web.people import (
+    authorization_endpoint,
+    csrf_ok,
+    current_login,
+    error_page,
+    page,
+    start_browser_session,
+)
 
 router = APIRouter(include_in_schema=False)
 CEREMONY_COOKIE = "authority_webauthn"
@@ -126,6 +133,11 @@ async def login_with_passkey(
     body = await _credential(request)
     if not csrf_ok(request, request.headers.get("x-csrf-token")):
         return _refused("the page expired; reload it")
+    endpoint = authorization_endpoint(request, server)
+    request_id = str(body.get("request", ""))
+    if endpoint.of_another_browser(request_id):
+        refused = RequestOfAnotherBrowser()
+        return _refused(refused.description, refused.status_code)
     now = utcnow()
     credential = body.get("credential")
     try:
@@ -139,7 +151,7 @@ async def login_with_passkey(
     except passkeys.PasskeyFailed as exc:
         return _refused(exc.detail, 401)
     started = start_session(session, citizen, [AMR_HARDWARE_KEY, AMR_MFA], now)
-    step = AuthorizationEndpoint(server).resume(str(body.get("request", "")), started.record)
+    step = endpoint.resume(request_id, started.record)
     if step.kind == "redirect" and step.location:
         location = step.location
     elif step.kind in ("business", "consent") and step.request_id:
@@ -147,5 +159,5 @@ async def login_with_passkey(
     else:
         location = "/account"
     response = JSONResponse({"location": location}, headers={"Cache-Control": "no-store"})
-    set_session_cookie(request, response, started)
+    start_browser_session(request, response, session, started)
     return response

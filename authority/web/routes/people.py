@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Depends, Request
@@ -11,19 +12,22 @@ from starlette.background import BackgroundTask
 
 from authority.db.base import utcnow
 from authority.oidc.authorize import AuthorizationEndpoint
-from authority.oidc.backchannel import LogoutNotice, deliver, logout_notices
+from authority.oidc.backchannel import LogoutNotice, deliver
 from authority.oidc.bearer import authenticate
 from authority.oidc.dpop import authenticate_dpop
 from authority.oidc.grants import CODE_AUTH_METHODS
-from authority.oidc.logout import check_logout_request, log_out
+from authority.oidc.logout import check_logout_request, close_session
 from authority.oidc.userinfo import userinfo as userinfo_claims
 from authority.web.deps import WRITES, CurrentInstance, DbSession
 from authority.web.oauth import AuthorizeRequest, OAuthRequest, Server, to_response
 from authority.web.pages import render
 from authority.web.people import (
+    bind_browser,
+    browser_binding,
     clear_session_cookie,
     csrf_ok,
     current_login,
+    new_browser_binding,
     page,
     step_response,
 )
@@ -55,8 +59,19 @@ def authorize(
     request: Request, oauth: AuthorizeRequest, session: DbSession, server: Server
 ) -> Response:
     """Validate the request; then login, business choice, consent, or back to the portal."""
+    binding = browser_binding(request)
+    if request.method == "POST" and binding is None:
+        # A form posted from the portal's site carries none of our SameSite=Lax cookies
+        # (binding, session); the same request as a top-level GET does (OIDC Core
+        # §3.1.2.1 lets GET and POST carry the same parameters).
+        values = [(k, v) for k, vs in oauth.payload.datalist.items() for v in vs]
+        return RedirectResponse(f"/oauth/authorize?{urlencode(values)}", status_code=303)
     login = current_login(request, session)
-    return step_response(request, AuthorizationEndpoint(server).start(oauth, login))
+    binding = binding or new_browser_binding()
+    step = AuthorizationEndpoint(server, binding).start(oauth, login)
+    response = step_response(request, step)
+    bind_browser(request, response, binding)
+    return response
 
 
 @router.post(
@@ -147,16 +162,14 @@ def logout(
         return page(request, "logout.html", {"params": params})
     notices: list[LogoutNotice] = []
     if login is not None:
-        now = utcnow()
-        notices = logout_notices(
+        notices = close_session(
             session,
             instance.keystore,
             instance.client_secret_key,
             instance.settings.issuer,
             login,
-            now,
+            utcnow(),
         )
-        log_out(session, login, now)
     response: Response
     if checked.redirect_to:
         response = RedirectResponse(checked.redirect_to, status_code=303)
