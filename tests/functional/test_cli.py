@@ -34,15 +34,6 @@ def run(
     )
 
 
-@pytest.fixture
-def cli_env(fresh_database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "AUTHORITY_DATABASE_URL": fresh_database_url,
-        "AUTHORITY_KEYS_DIR": str(tmp_path / "keys"),
-        "AUTHORITY_VAR_DIR": str(tmp_path / "var"),
-    }
-
-
 def test_init_is_idempotent(cli_env: dict[str, str], tmp_path: Path) -> None:
     first = run(["init", "--json"], cli_env, tmp_path)
     assert first.returncode == 0, first.stderr

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, ClassVar
-from urllib.parse import parse_qs
+from typing import Any
 
 import jwt
 import pytest
@@ -252,30 +248,6 @@ def test_bad_dpop_at_the_par_endpoint(http: TestClient, portal: Portal) -> None:
     assert "already used" in _token_error(
         _push(http, portal, challenge, proof), 400, "invalid_dpop_proof"
     )
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        form = parse_qs(self.rfile.read(length).decode())
-        self.received.append(form["logout_token"][0])
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[str]]]:
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    _Receiver.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/backchannel", _Receiver.received
-    server.shutdown()
 
 
 def test_back_channel_logout_tokens(

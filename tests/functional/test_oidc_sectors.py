@@ -27,7 +27,7 @@ from authority.oidc.sectors import (
     SectorDocument,
     fetch_sector_document,
 )
-from tests.functional.test_cli import cli_env, run  # noqa: F401 - cli_env: a fixture
+from tests.functional.test_cli import run
 from tests.functional.test_oidc import Portal, browser, login_code, redeem, seed_citizen
 
 FIRST = "https://www.portal-one.example.gov/cb"
@@ -190,7 +190,7 @@ def test_the_sector_is_the_host_of_the_sector_identifier_uri(
 
 def test_client_create_with_a_sector_identifier_uri(
     documents: str,
-    cli_env: dict[str, str],  # noqa: F811
+    cli_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     assert run(["init"], cli_env, tmp_path).returncode == 0

@@ -34,7 +34,6 @@ from tests.functional.test_oidc import (
     redeem,
     seed_citizen,
 )
-from tests.functional.test_oidc_dpop_backchannel import receiver  # noqa: F401 - a fixture
 
 OTHER_BROWSER_EN = "This login was started in another browser"
 OTHER_BROWSER_ZH = "此登录请求是在另一个浏览器中发起的"
@@ -264,7 +263,7 @@ def test_a_new_login_sends_back_channel_logout_for_the_old_session(
     http: TestClient,
     instance: Instance,
     database: Database,
-    receiver: tuple[str, list[str]],  # noqa: F811
+    receiver: tuple[str, list[str]],
 ) -> None:
     seed_citizen(database)
     uri, received = receiver
