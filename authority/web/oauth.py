@@ -154,6 +154,43 @@ def token_response(instance: Instance, request: FormRequest, http: Request) -> R
     return response
 
 
+#: Client authentication methods checked against memory alone (private_key_jwt records
+#: each assertion's jti in the database, RFC 7523 §3).
+_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+
+
+def token_response_from_memory(
+    instance: Instance, request: FormRequest, http: Request
+) -> Response | None:
+    """The token response when memory alone can give it, else None.
+
+    A client-credentials request from a client authenticating with its secret, whose
+    registration, the signing key and the throttle state of its client and address are
+    all held (:class:`~authority.oidc.cache.ProviderCache`, ``Throttle.clear_clients``)
+    reads and writes nothing, so it is answered on the event loop without a thread
+    hand-off. Anything else, and any failure (it must be counted in the database),
+    gets None: :func:`token_response` then runs in a worker thread.
+    """
+    if request.form.get("grant_type") != "client_credentials" or "dpop" in request.headers:
+        return None
+    client_id = client_throttle.claimed_client_id(request.headers, request.form)
+    client = None if client_id is None else instance.provider_cache.holds(client_id)
+    if client_id is None or client is None or client.auth_method not in _SECRET_METHODS:
+        return None
+    throttle = instance.authenticator.throttle
+    now = utcnow()
+    address = http.client.host if http.client else None
+    if not all(
+        throttle.clear_clients.fresh(k, now) for k, _ in throttle.client_keys(client_id, address)
+    ):
+        return None
+    with instance.database.transaction(write=False) as session:
+        response = to_response(
+            AuthorityServer(provider_for(instance, session, http)).create_token_response(request)
+        )
+    return None if response.status_code == 401 else response
+
+
 def throttled(exc: LoginThrottled) -> Response:
     """429 in RFC 6749 §5.2 form, with Retry-After (RFC 6585 §4)."""
     body = {"error": "invalid_client", "error_description": exc.detail}

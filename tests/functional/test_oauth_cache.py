@@ -7,13 +7,14 @@ connection, which the instance does not watch) within CACHE_TTL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, event, select
 
 from authority.agencies.models import Agency
 from authority.app import create_app
@@ -147,3 +148,32 @@ def test_revoked_tokens_are_refused_whatever_the_cache(
     licences = http.get("/api/v1/licences/nothing", headers={"Authorization": f"Bearer {token}"})
     assert licences.status_code == 401
     assert 'error="invalid_token"' in licences.headers["www-authenticate"]
+
+
+@pytest.fixture
+def statements(connection: Connection) -> Iterator[list[str]]:
+    """Every SQL statement sent on the test's connection from now on."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(connection, "before_cursor_execute", note)
+    yield sent
+    event.remove(connection, "before_cursor_execute", note)
+
+
+def test_a_warm_client_credentials_request_reads_no_table(
+    http: TestClient, credentials: tuple[str, str], statements: list[str]
+) -> None:
+    assert _token(http, credentials).status_code == 200
+    assert statements, "the first request reads the client, the key and the throttle"
+    statements.clear()
+    token = _token(http, credentials)
+    assert token.status_code == 200
+    assert token.headers["cache-control"] == "no-store"
+    assert statements == []
+    # A wrong secret is counted in the database, even for a client held in memory.
+    refused = _token(http, (credentials[0], "not the secret"))
+    assert refused.status_code == 401
+    assert any("login_throttles" in s for s in statements)

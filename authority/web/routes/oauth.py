@@ -13,7 +13,14 @@ from authority.oidc import tokens
 from authority.oidc.metadata import server_metadata
 from authority.web.deps import WRITES, CurrentInstance, DbSession
 from authority.web.lean import LeanRoute
-from authority.web.oauth import OAuthRequest, Server, oauth_request, to_response, token_response
+from authority.web.oauth import (
+    OAuthRequest,
+    Server,
+    oauth_request,
+    to_response,
+    token_response,
+    token_response_from_memory,
+)
 
 router = APIRouter(tags=["oauth"])
 
@@ -28,7 +35,11 @@ _FORM_BODY: dict[str, Any] = {
 async def token(http: Request) -> Response:
     """Client credentials, authorization code and refresh grants; errors in RFC 6749 §5.2 form."""
     request = await oauth_request(http)
-    return await run_in_threadpool(token_response, http.app.state.instance, request, http)
+    instance = http.app.state.instance
+    answered = token_response_from_memory(instance, request, http)
+    if answered is not None:
+        return answered
+    return await run_in_threadpool(token_response, instance, request, http)
 
 
 #: Served ahead of FastAPI's routing (authority/web/lean.py): every agency call starts here.
