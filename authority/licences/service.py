@@ -8,6 +8,7 @@ the caller commits before acknowledging. Batches are all-or-nothing.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class BatchRefused(InvalidInput):
         self.failures = failures
 
 
+@functools.lru_cache(maxsize=256)
 def iso(moment: datetime) -> str:
     """RFC 3339 UTC to the second, with ``Z``."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
