@@ -32,33 +32,28 @@ _ENCODER = json.JSONEncoder(
 
 
 def _plain(value: Any) -> bool:
-    """Whether ``value`` is inside the fast path's domain (see the module docstring)."""
-    if isinstance(value, str):
-        return value.isascii() or not _has_surrogate(value)
-    if isinstance(value, bool) or value is None:
+    """Whether ``value`` is inside the fast path's domain, lone surrogates aside (see
+    the module docstring): those fail the final UTF-8 encoding instead."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return True
-    if isinstance(value, int):
-        return -_INT_LIMIT <= value <= _INT_LIMIT
-    if isinstance(value, dict):
+    if kind is int:
+        return bool(-_INT_LIMIT <= value <= _INT_LIMIT)
+    if kind is dict:
         return all(
-            isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _plain(v)
+            type(k) is str and (k.isascii() or max(k) < "\ud800") and _plain(v)
             for k, v in value.items()
         )
-    if isinstance(value, list):
+    if kind is list:
         return all(_plain(v) for v in value)
-    return False
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
     return False
 
 
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 canonical form of ``value``, as ``rfc8785.dumps`` gives it."""
     if _plain(value):
-        return _ENCODER.encode(value).encode("utf-8")
+        try:
+            return _ENCODER.encode(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (RFC 8785 §3.2.2.2): rfc8785 refuses it
+            pass
     return bytes(rfc8785.dumps(value))

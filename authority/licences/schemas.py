@@ -56,10 +56,28 @@ def data_errors(schema: dict[str, Any], data: Any) -> list[dict[str, str]]:
     return errors
 
 
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator of ``schema``, made once for the same schema object (a batch's items
+    share their type's): building one costs about as much as a validation."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = Draft202012Validator(schema)
+    if len(_VALIDATORS) >= _VALIDATORS_KEPT:
+        _VALIDATORS.clear()
+    # Holding ``schema`` keeps its id from being reused while the entry exists.
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+_VALIDATORS_KEPT = 64
+
+
 def check_data(schema: dict[str, Any], data: Any) -> dict[str, Any]:
     """``data`` if it matches ``schema``; else :class:`InvalidLicenceData` naming each field."""
     # Valid data is the common case, and is_valid() stops at the first error it meets.
-    if isinstance(data, dict) and Draft202012Validator(schema).is_valid(data):
+    if isinstance(data, dict) and _validator(schema).is_valid(data):
         return data
     errors = data_errors(schema, data)
     if errors:

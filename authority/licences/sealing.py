@@ -29,15 +29,24 @@ QR_FIELDS = 4
 def qr_fields(licence_type: LicenceType, data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """The type-specific fields the QR carries: those the schema marks ``"x-qr": true``,
     else its required fields, in schema order, as text."""
-    properties: dict[str, Any] = licence_type.schema.get("properties", {})
+    return _field_values(qr_field_names(licence_type.schema), data)
+
+
+def qr_field_names(schema: dict[str, Any]) -> list[str]:
+    """The names of the fields :func:`qr_fields` takes from a licence type's ``schema``."""
+    properties: dict[str, Any] = schema.get("properties", {})
     marked = [
         name
         for name, spec in properties.items()
         if isinstance(spec, dict) and spec.get("x-qr") is True
     ]
-    chosen = marked or [n for n in properties if n in licence_type.schema.get("required", [])]
+    chosen = marked or [n for n in properties if n in schema.get("required", [])]
+    return chosen[:QR_FIELDS]
+
+
+def _field_values(names: list[str], data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     fields = []
-    for name in chosen[:QR_FIELDS]:
+    for name in names:
         value = data.get(name)
         if isinstance(value, str | int | float | bool) and value != "":
             fields.append((name, str(value)))
@@ -75,6 +84,8 @@ class AgencySealer:
 
         self._sealer = DocumentSealer(signer, certificate, [load_certificate(issuer)], timestamp)
         self._qr = QrSealer(signer, certificate)
+        # The last schema seen and its QR field names (a batch's licences share one).
+        self._last_fields: tuple[dict[str, Any], list[str]] | None = None
 
     def seal_document(self, document: bytes, signing_time: datetime) -> tuple[bytes, int]:
         """The detached CAdES-B-T seal over ``document`` and the sealing certificate's id."""
@@ -91,9 +102,18 @@ class AgencySealer:
             issued_on=licence.issued_at.date(),
             valid_from=licence.valid_from.date(),
             valid_until=licence.valid_until.date(),
-            fields=qr_fields(licence_type, licence.data),
+            fields=_field_values(self._field_names(licence_type.schema), licence.data),
         )
         return self._qr.seal(claims)
+
+    def _field_names(self, schema: dict[str, Any]) -> list[str]:
+        """:func:`qr_field_names`, worked out once for the schema of a batch's licences."""
+        last = self._last_fields  # one read: other threads may replace it meanwhile
+        if last is not None and last[0] is schema:
+            return last[1]
+        names = qr_field_names(schema)
+        self._last_fields = (schema, names)
+        return names
 
 
 class SealerCache:

@@ -8,16 +8,17 @@ the caller commits before acknowledging. Batches are all-or-nothing.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from authority.agencies.models import Agency
 from authority.audit.trail import LICENCE_ISSUED, LICENCE_STATUS, record
@@ -80,6 +81,7 @@ class BatchRefused(InvalidInput):
         self.failures = failures
 
 
+@functools.lru_cache(maxsize=256)
 def iso(moment: datetime) -> str:
     """RFC 3339 UTC to the second, with ``Z``."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -274,34 +276,64 @@ def issue_licences(
     for licence_type in {c.licence_type.id: c.licence_type for c in checked}.values():
         count = sum(1 for c in checked if c.licence_type.id == licence_type.id)
         firsts[licence_type.id] = _reserve_numbers(session, licence_type, year, count)
-    issued = []
+    issued: list[Licence] = []
+    rows: list[dict[str, Any]] = []
     for item in checked:
         sequence = firsts[item.licence_type.id]
         firsts[item.licence_type.id] += 1
-        licence = Licence(
-            id=str(uuid.uuid4()),
-            number=f"{item.licence_type.code}-{year}-{sequence:06d}",
-            type_id=item.licence_type.id,
-            agency_id=agency.id,
-            holder_kind=item.request.holder_kind,
-            holder_id=item.holder_id,
-            holder_name=item.holder_name,
-            data=item.data,
-            valid_from=item.valid_from,
-            valid_until=item.valid_until,
-            issued_at=now,
-            status="valid",
-            issued_by=actor,
-        )
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "number": f"{item.licence_type.code}-{year}-{sequence:06d}",
+            "type_id": item.licence_type.id,
+            "agency_id": agency.id,
+            "holder_kind": item.request.holder_kind,
+            "holder_id": item.holder_id,
+            "holder_name": item.holder_name,
+            "data": item.data,
+            "valid_from": item.valid_from,
+            "valid_until": item.valid_until,
+            "issued_at": now,
+            "status": "valid",
+            "status_changed_at": None,
+            "issued_by": actor,
+            "pdf": None,
+        }
+        licence = Licence(**values)
         licence.document = document_bytes(issuer, licence, item.licence_type, agency)
         licence.seal, licence.seal_certificate_id = sealer.seal_document(licence.document, now)
         licence.qr_payload = sealer.qr_payload(licence, item.licence_type, agency)
-        session.add(licence)
-        session.add(LicenceEvent(licence_id=licence.id, action="issued", actor=actor, at=now))
+        values.update(
+            document=licence.document,
+            seal=licence.seal,
+            seal_certificate_id=licence.seal_certificate_id,
+            qr_payload=licence.qr_payload,
+        )
+        rows.append(values)
         record(session, LICENCE_ISSUED, actor, licence.id, {"number": licence.number})
         issued.append(licence)
-    session.flush()
+    _store(session, issued, rows, actor, now)
     return issued
+
+
+def _store(
+    session: Session, issued: list[Licence], rows: list[dict[str, Any]], actor: str, now: datetime
+) -> None:
+    """INSERT the licences and their "issued" events, a statement per table, in the
+    caller's transaction; then attach the objects to ``session`` as already stored.
+
+    Core executemany (SQLAlchemy's insertmanyvalues batches on both databases) costs
+    a fraction of the unit of work's per-object bookkeeping for the same rows.
+    """
+    session.execute(insert(cast(Table, Licence.__table__)), rows)
+    events = [
+        {"licence_id": row["id"], "action": "issued", "reason": None, "actor": actor, "at": now}
+        for row in rows
+    ]
+    session.execute(insert(cast(Table, LicenceEvent.__table__)), events)
+    for licence in issued:
+        # Persistent from here on, as if loaded: later changes are UPDATEs (change_status).
+        make_transient_to_detached(licence)
+        session.add(licence)
 
 
 # -- lifecycle -------------------------------------------------------------------------------

@@ -46,13 +46,15 @@ def der_oid(dotted: str) -> bytes:
     return bytes(core.ObjectIdentifier(dotted).dump())
 
 
-def der_read(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
-    """The element at ``offset``: (tag, contents, offset after it). Raises ValueError.
+def der_span(data: bytes, offset: int = 0, end: int | None = None) -> tuple[int, int, int]:
+    """The element at ``offset``: (tag, start of its contents, end of it). Raises ValueError.
 
-    Single-octet tags and definite lengths only, which is all DER structures
-    here use; anything else, or a length past the end, is refused.
+    Reads the header only, copying nothing. Single-octet tags and definite lengths
+    only, which is all DER structures here use; anything else, or a length past
+    ``end`` (default: the end of ``data``), is refused.
     """
-    end = len(data)
+    if end is None:
+        end = len(data)
     if offset + 2 > end:
         raise ValueError("truncated DER element")
     tag, first = data[offset], data[offset + 1]
@@ -69,7 +71,24 @@ def der_read(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
         size = first
     if start + size > end:
         raise ValueError("DER element runs past its container")
-    return tag, data[start : start + size], start + size
+    return tag, start, start + size
+
+
+def der_child(data: bytes, start: int, end: int, index: int) -> tuple[int, int, int]:
+    """:func:`der_span` of the ``index``-th element of the contents ``data[start:end]``."""
+    for _ in range(index):
+        start = der_span(data, start, end)[2]
+    return der_span(data, start, end)
+
+
+def der_read(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
+    """The element at ``offset``: (tag, contents, offset after it). Raises ValueError.
+
+    Single-octet tags and definite lengths only, which is all DER structures
+    here use; anything else, or a length past the end, is refused.
+    """
+    tag, start, end = der_span(data, offset)
+    return tag, data[start:end], end
 
 
 def der_children(contents: bytes) -> list[tuple[int, bytes]]:

@@ -9,6 +9,7 @@ is the only party that can keep them unique across processes and restarts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -283,7 +284,7 @@ class TimeStampAuthority:
         if _IMPRINT_HASHES.get(hash_name) != len(digest):
             raise TimeStampRejected(f"not a {hash_name} imprint accepted by this TSA")
         # RFC 5754 §2: SHA-2 AlgorithmIdentifiers MUST be generated with absent parameters.
-        imprint = der_tlv(0x30, der_tlv(0x30, _digest_oid(hash_name)) + der_tlv(0x04, digest))
+        imprint = der_tlv(0x30, _IMPRINT_ALGORITHMS[hash_name] + der_tlv(0x04, digest))
         try:
             return self._token(imprint, nonce, cert_req, now)
         except _Reject as reject:
@@ -418,12 +419,17 @@ def _digest_oid(name: str) -> bytes:
     return bytes(algos.DigestAlgorithmId(name).dump())
 
 
+@functools.lru_cache(maxsize=64)
 def _generalized_time(moment: datetime) -> bytes:
     """GeneralizedTime in UTC, fractions without trailing zeros (RFC 3161 §2.4.2)."""
     text = f"{moment.year:04d}{moment:%m%d%H%M%S}"
     if moment.microsecond:
         text += "." + f"{moment.microsecond:06d}".rstrip("0")
     return der_tlv(0x18, (text + "Z").encode("ascii"))
+
+
+# The AlgorithmIdentifier of each accepted imprint hash, parameters absent (RFC 5754 §2).
+_IMPRINT_ALGORITHMS = {name: der_tlv(0x30, _digest_oid(name)) for name in _IMPRINT_HASHES}
 
 
 def rejection(fail_info: str, text: str) -> bytes:

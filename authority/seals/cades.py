@@ -15,6 +15,7 @@ caller's, with the chain and times returned.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authority.errors import AuthorityError, ConfigurationError, InvalidInput
-from authority.pki.asn1 import der_children, der_read, original_bytes
+from authority.pki.asn1 import der_child, der_span, original_bytes
 from authority.pki.asn1 import der_tlv as _tlv
 from authority.pki.keystore import Signer
 from authority.pki.x509sign import check_key
@@ -181,6 +182,7 @@ class SealInfo:
 # --------------------------------------------------------------------------- sealing
 
 
+@functools.lru_cache(maxsize=64)
 def _time_der(moment: datetime) -> bytes:
     """The signing-time value (RFC 5652 §11.3), truncated to whole seconds."""
     moment = moment.astimezone(UTC)
@@ -309,16 +311,23 @@ def _check_token_imprint(token: bytes, signature: bytes) -> None:
     TSTInfo, messageImprint), without asn1crypto: verification reads the rest.
     """
     try:
-        _, info, _ = der_read(token)
-        _, content, _ = der_read(der_children(info)[1][1])  # [0] EXPLICIT SignedData
-        encap = der_children(content)[2][1]  # version, digestAlgorithms, encapContentInfo
-        _, tst_der, _ = der_read(der_children(encap)[1][1])  # [0] EXPLICIT OCTET STRING
-        _, tst_info, _ = der_read(tst_der)
-        imprint = der_children(tst_info)[2][1]  # version, policy, messageImprint
-        (_, algorithm), (_, hashed) = der_children(imprint)
-        oid = der_children(algorithm)[0][1]
-    except (ValueError, IndexError) as exc:
+        _, start, end = der_span(token)
+        _, start, end = der_child(token, start, end, 1)  # ContentInfo: contentType, [0]
+        _, start, end = der_span(token, start, end)  # SignedData
+        # version, digestAlgorithms, encapContentInfo (certificates are not read)
+        _, start, end = der_child(token, start, end, 2)
+        _, start, end = der_child(token, start, end, 1)  # eContentType, [0] EXPLICIT
+        _, start, end = der_span(token, start, end)  # OCTET STRING
+        _, start, end = der_span(token, start, end)  # TSTInfo
+        _, start, end = der_child(token, start, end, 2)  # version, policy, messageImprint
+        _, algorithm_start, algorithm_end = der_child(token, start, end, 0)
+        _, hashed_start, hashed_end = der_child(token, start, end, 1)
+        _, oid_start, oid_end = der_child(token, algorithm_start, algorithm_end, 0)
+        if hashed_end != end:
+            raise ValueError("messageImprint has more than two fields")
+    except ValueError as exc:
         raise SealTimestampError(f"unreadable time-stamp token: {exc}") from None
+    oid, hashed = token[oid_start:oid_end], token[hashed_start:hashed_end]
     name = _IMPRINT_OIDS.get(oid)
     # RFC 3161 Appendix A: the imprint is a hash of the SignerInfo's signature value.
     if name is None or hashlib.new(name, signature).digest() != hashed:

@@ -24,7 +24,9 @@ cannot read as :class:`MalformedQrSeal`, never another exception.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import struct
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,6 +76,13 @@ _PAYLOAD_CHARS = frozenset(PAYLOAD_ALPHABET)
 _TEXT_CHARS = frozenset(TEXT_ALPHABET)
 _ID_CHARS = {"citizen": frozenset(RESIDENT_ID_ALPHABET), "business": frozenset(USCC_ALPHABET)}
 _PACKED = 0x80
+# Two payload characters c d for each value c + 42d below 42².
+_PAIRS = [c + d for d in PAYLOAD_ALPHABET for c in PAYLOAD_ALPHABET]
+# str.translate tables from each packing alphabet's characters to chr(their index).
+_INDEXES = {
+    alphabet: {ord(c): i for i, c in enumerate(alphabet)}
+    for alphabet in (TEXT_ALPHABET, RESIDENT_ID_ALPHABET, USCC_ALPHABET)
+}
 # Holder byte: the kind, and how its identity number is written.
 _HOLDER_FORMS: dict[int, tuple[str, str | None]] = {
     0x01: ("citizen", RESIDENT_ID_ALPHABET),
@@ -169,16 +178,18 @@ def to_text(data: bytes) -> str:
     Two bytes ``a, b`` make ``n = 256a + b = c + 42d + 42²e``, written ``c d e``
     (42³ = 74088 > 65535); a last single byte makes two characters.
     """
-    out: list[str] = []
-    for i in range(0, len(data) - 1, 2):
-        n = data[i] * 256 + data[i + 1]
-        n, c = divmod(n, _BASE)
-        e, d = divmod(n, _BASE)
-        out += (PAYLOAD_ALPHABET[c], PAYLOAD_ALPHABET[d], PAYLOAD_ALPHABET[e])
+    whole = len(data) - len(data) % 2
+    # c d is _PAIRS[n mod 42²], e is the alphabet's (n div 42²)-th character.
+    text = "".join(
+        [
+            _PAIRS[n % _BASE_SQUARED] + PAYLOAD_ALPHABET[n // _BASE_SQUARED]
+            for n in struct.unpack(f">{whole // 2}H", data[:whole])
+        ]
+    )
     if len(data) % 2:
         e, c = divmod(data[-1], _BASE)
-        out += (PAYLOAD_ALPHABET[c], PAYLOAD_ALPHABET[e])
-    return "".join(out)
+        text += PAYLOAD_ALPHABET[c] + PAYLOAD_ALPHABET[e]
+    return text
 
 
 def from_text(text: str) -> bytes:
@@ -217,9 +228,11 @@ def _packed_size(count: int, base: int) -> int:
 
 def _pack(text: str, alphabet: str) -> bytes:
     n = 0
-    for c in text:
-        n = n * len(alphabet) + alphabet.index(c)
-    return n.to_bytes(_packed_size(len(text), len(alphabet)), "big")
+    base = len(alphabet)
+    # Each character as its index in the alphabet (str.translate), one byte each.
+    for digit in text.translate(_INDEXES[alphabet]).encode("latin-1"):
+        n = n * base + digit
+    return n.to_bytes(_packed_size(len(text), base), "big")
 
 
 def _unpack(data: bytes, alphabet: str, count: int) -> str:
@@ -342,6 +355,12 @@ def qr_url(issuer: str, payload: str) -> str:
     """
     if not payload or not _PAYLOAD_CHARS.issuperset(payload):
         raise MalformedQrSeal("the payload has a character outside its alphabet")
+    return _url_head(issuer) + payload
+
+
+@functools.lru_cache(maxsize=16)
+def _url_head(issuer: str) -> str:
+    """What :func:`qr_url` writes before the payload for ``issuer``."""
     base = issuer.rstrip("/")
     parts = urlsplit(base)
     origin = f"{parts.scheme}://{parts.netloc}".upper()
@@ -352,8 +371,8 @@ def qr_url(issuer: str, payload: str) -> str:
         and not (parts.path or parts.query or parts.fragment)
         and all(c in QR_ALPHANUMERIC for c in origin)
     ):
-        return f"{origin}/V/{payload}"
-    return f"{base}/v/{payload}"
+        return f"{origin}/V/"
+    return f"{base}/v/"
 
 
 def payload_of(payload_or_url: str) -> str:

@@ -192,6 +192,16 @@ def test_text_form_round_trips_every_length() -> None:
     assert to_text(b"\x00") == "00"
 
 
+def test_text_form_of_every_two_byte_group() -> None:
+    # RFC 9285 §4: n = 256a + b = c + 42d + 42²e, written c d e.
+    alphabet = PAYLOAD_ALPHABET
+    for n in range(1 << 16):
+        expected = alphabet[n % 42] + alphabet[n // 42 % 42] + alphabet[n // (42 * 42)]
+        assert to_text(n.to_bytes(2, "big")) == expected
+    for n in range(256):
+        assert to_text(bytes([n])) == alphabet[n % 42] + alphabet[n // 42]
+
+
 # -- tampering and abuse ------------------------------------------------------------------
 
 
