@@ -404,6 +404,12 @@ def _read_signed_data(der: bytes) -> _SignedData:
     if info["content_type"].native != "signed_data":
         raise ValueError("not a CMS SignedData")
     signed_data = info["content"]
+    # RFC 5652 §5.1: with X.509 certificates only and v1 SignerInfos (checked below), the
+    # version is 1 for id-data content and 3 for any other (a time-stamp's TSTInfo).
+    content_type = signed_data["encap_content_info"]["content_type"].native
+    expected = "v1" if content_type == "data" else "v3"
+    if signed_data["version"].native != expected:
+        raise ValueError(f"SignedData {signed_data['version'].native}, expected {expected}")
     signer_infos = signed_data["signer_infos"]
     if len(signer_infos) != 1:
         raise ValueError(f"{len(signer_infos)} SignerInfos, expected one")
