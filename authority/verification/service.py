@@ -54,10 +54,15 @@ def verify_qr_cached(issuer: str, cache: StatusCache, text: str, at: datetime) -
         return None
 
 
-def verify_qr_online(database: Database, issuer: str, cache: StatusCache, text: str) -> Report:
-    """:func:`verify_qr` against this installation: from ``cache`` if it can, else the database."""
+def verify_qr_online(
+    database: Database, issuer: str, cache: StatusCache, text: str, *, memory_first: bool = True
+) -> Report:
+    """:func:`verify_qr` against this installation: from ``cache`` if it can, else the database.
+
+    ``memory_first=False`` skips the attempt from memory (the caller made it).
+    """
     at = now()
-    report = verify_qr_cached(issuer, cache, text, at)
+    report = verify_qr_cached(issuer, cache, text, at) if memory_first else None
     if report is not None:
         return report
     with database.transaction(write=False) as session:

@@ -108,11 +108,23 @@ async def presented(request: Request) -> Presented:
     )
 
 
-def check(instance: Instance, item: Presented, tally: VerificationTally | None = None) -> Report:
-    """Verify what was presented against this installation (online); ``tally`` counts it."""
+def check(
+    instance: Instance,
+    item: Presented,
+    tally: VerificationTally | None = None,
+    memory_tried: bool = False,
+) -> Report:
+    """Verify what was presented against this installation (online); ``tally`` counts it.
+
+    ``memory_tried``: :func:`verify_qr_cached` could not answer this QR alone.
+    """
     if item.qr is not None:
         report = verify_qr_online(
-            instance.database, instance.settings.issuer, instance.verification_cache, item.qr
+            instance.database,
+            instance.settings.issuer,
+            instance.verification_cache,
+            item.qr,
+            memory_first=not memory_tried,
         )
         if tally is not None:
             count_verification(tally, report)
@@ -151,7 +163,7 @@ async def verified(instance: Instance, item: Presented, tally: VerificationTally
             if isinstance(number, str) and tally.add(number, report.verified_at):
                 await run_in_threadpool(tally.flush)
             return report
-    return await run_in_threadpool(check, instance, item, tally)
+    return await run_in_threadpool(check, instance, item, tally, item.qr is not None)
 
 
 @router.post(
