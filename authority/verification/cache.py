@@ -7,7 +7,8 @@ and the licence's status in the register; reading both was most of its cost.
 - a change committed through this process's :class:`~authority.db.session.Database`
   (a licence issued, revoked, suspended or reinstated; a seal certificate
   issued, rotated or revoked) clears the cache when it commits, so the next
-  verification in this process reads the database;
+  verification in this process reads the database (a read that was under way
+  while it committed is returned but not kept);
 - a change committed by another process (the CLI, another worker) is seen
   within :data:`STATUS_TTL`: a licence revoked there reads VALID here for at
   most that long. Reports say when the status they rely on was read
@@ -60,29 +61,35 @@ class StatusCache:
         self._lock = threading.Lock()
         self._pki: tuple[float, object] | None = None
         self._licences: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        # Counts clears: a read that began before one is returned but not kept,
+        # so a change committed here while another thread read is never hidden.
+        self._generation = 0
 
     def pki(self, load: Callable[[], T]) -> T:
         """The PKI's state: kept if read less than ``ttl`` ago, else ``load()``-ed now."""
         now = self._clock()
         with self._lock:
-            entry = self._pki
+            entry, generation = self._pki, self._generation
         if entry is not None and entry[0] > now:
             return cast(T, entry[1])
         value = load()
         with self._lock:
-            self._pki = (now + self._ttl, value)
+            if generation == self._generation:
+                self._pki = (now + self._ttl, value)
         return value
 
     def licence(self, number: str, load: Callable[[], T | None]) -> T | None:
         """Licence ``number``'s register row: kept, else ``load()``-ed (None is not kept)."""
         now = self._clock()
         with self._lock:
-            entry = self._licences.get(number)
+            entry, generation = self._licences.get(number), self._generation
             if entry is not None and entry[0] > now:
                 self._licences.move_to_end(number)
                 return cast(T, entry[1])
         value = load()
         with self._lock:
+            if generation != self._generation:
+                return value
             if value is None:
                 self._licences.pop(number, None)
                 return None
@@ -97,6 +104,7 @@ class StatusCache:
         with self._lock:
             self._pki = None
             self._licences.clear()
+            self._generation += 1
 
     def changed(self, written: set[type[Any]]) -> None:
         """After a commit that wrote ``written`` classes: clear if any it keeps changed."""

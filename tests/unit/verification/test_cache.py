@@ -64,3 +64,16 @@ def test_commits_of_what_it_keeps_clear_it_others_do_not() -> None:
         assert (cache.licence("A", lambda: "read"), cache.pki(lambda: "read")) == (
             ("read", "read") if cleared else ("kept", "kept")
         ), written
+
+
+def test_a_read_overtaken_by_a_change_here_is_not_kept() -> None:
+    cache = StatusCache(clock=Clock())
+
+    def read_during_a_commit(value: str) -> str:
+        cache.changed({Licence})  # another thread commits while this one reads
+        return value
+
+    assert cache.licence("A", lambda: read_during_a_commit("valid")) == "valid"
+    assert cache.licence("A", lambda: "revoked") == "revoked"
+    assert cache.pki(lambda: read_during_a_commit("before")) == "before"
+    assert cache.pki(lambda: "after") == "after"
