@@ -30,6 +30,7 @@ from authority.oidc.cache import ProviderCache
 from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
+from authority.verification.cache import StatusCache
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class Instance:
         #: Clients and the token-signing key for the token endpoint (see oidc.cache).
         self.provider_cache = ProviderCache()
         database.after_commit(self.provider_cache.changed)
+        #: Certificate and licence status for online verification (see verification.cache).
+        self.verification_cache = StatusCache()
+        database.after_commit(self.verification_cache.changed)
 
     @property
     def client_secret_key(self) -> ClientSecretKey:

@@ -32,6 +32,7 @@ from pyhanko_certvalidator.errors import (
     PathValidationError,
 )
 
+from authority.verification.cache import NotCached
 from authority.verification.report import SealFailure, SubIndication
 
 _DER = serialization.Encoding.DER
@@ -80,17 +81,23 @@ class PathValidator:
         self._cache: dict[x509.Certificate, ValidPath] = {}
         self._lock = threading.Lock()
 
-    def validate(self, certificate: x509.Certificate, moment: datetime, check: str) -> ValidPath:
+    def validate(
+        self, certificate: x509.Certificate, moment: datetime, check: str, *, build: bool = True
+    ) -> ValidPath:
         """The path of ``certificate`` to the root, valid at ``moment``.
 
         Raises :class:`SealFailure` with the EN 319 102-1 sub-indication:
         NO_CERTIFICATE_CHAIN_FOUND (no path to the root),
         OUT_OF_BOUNDS_NO_POE (a certificate is not valid at ``moment``),
         CHAIN_CONSTRAINTS_FAILURE or CERTIFICATE_CHAIN_GENERAL_FAILURE.
+        With ``build`` false, a path not validated before raises :class:`NotCached`
+        instead of being built (building runs an event loop of its own).
         """
         with self._lock:
             cached = self._cache.get(certificate)
         if cached is None:
+            if not build:
+                raise NotCached("the certificate path must be validated")
             cached = self._build(certificate, moment, check)
             with self._lock:
                 if len(self._cache) >= _CACHE_LIMIT:

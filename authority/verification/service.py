@@ -8,8 +8,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
+from authority.db.session import Database
 from authority.errors import InvalidInput
 from authority.pki.trust_list import TrustListInvalid, root_of, verify_trust_list
+from authority.verification.cache import NotCached, StatusCache
 from authority.verification.images import is_image, qr_text_in_image
 from authority.verification.pdf import verify_pdf
 from authority.verification.report import Report
@@ -25,6 +27,8 @@ __all__ = [
     "verify_document",
     "verify_file",
     "verify_qr",
+    "verify_qr_cached",
+    "verify_qr_online",
 ]
 
 
@@ -34,6 +38,35 @@ class UnsupportedFile(InvalidInput):
     slug = "unsupported-file"
     title = "Unsupported file"
     status = 415
+
+
+def verify_qr_cached(issuer: str, cache: StatusCache, text: str, at: datetime) -> Report | None:
+    """:func:`verify_qr` online from what ``cache`` holds alone, or None if that is not enough.
+
+    Never touches the database (an event loop may call it): the signature check
+    and what the cache keeps are all it needs for a licence verified in the
+    last few seconds, and for anything malformed or forged.
+    """
+    try:
+        context = online_context(None, issuer, at, cache)
+        return verify_qr(context, text, at)
+    except NotCached:
+        return None
+
+
+def verify_qr_online(
+    database: Database, issuer: str, cache: StatusCache, text: str, *, memory_first: bool = True
+) -> Report:
+    """:func:`verify_qr` against this installation: from ``cache`` if it can, else the database.
+
+    ``memory_first=False`` skips the attempt from memory (the caller made it).
+    """
+    at = now()
+    report = verify_qr_cached(issuer, cache, text, at) if memory_first else None
+    if report is not None:
+        return report
+    with database.transaction(write=False) as session:
+        return verify_qr(online_context(session, issuer, at, cache), text, at)
 
 
 def is_pdf(data: bytes) -> bool:

@@ -83,14 +83,18 @@ class VerificationTally:
 
     def record(self, number: str, at: datetime) -> None:
         """Count one online verification of licence ``number`` at ``at``; flush if due."""
+        if self.add(number, at):
+            self.flush()
+
+    def add(self, number: str, at: datetime) -> bool:
+        """Count one online verification of licence ``number`` at ``at``; whether a
+        :meth:`flush` is due (the caller makes it, off an event loop)."""
         key = (number, at.date())
         with self._lock:
             count, last = self._pending.get(key, (0, at))
             self._pending[key] = (count + 1, max(last, at))
             self._size += 1
-            due = self._size >= self.batch or self._clock() - self._flushed_at >= self.interval
-        if due:
-            self.flush()
+            return self._size >= self.batch or self._clock() - self._flushed_at >= self.interval
 
     def flush(self) -> int:
         """Write what was counted in one transaction; the rows written (0 if none)."""

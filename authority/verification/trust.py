@@ -5,6 +5,9 @@ certificates with their live revocation status, and the licence register).
 Offline, it comes from a trust list whose seal verified against a pinned root:
 certificate status and the licences' revocations and suspensions as of the
 list's ``issued_at``.
+
+Online, a :class:`~authority.verification.cache.StatusCache` may keep what was
+read for a few seconds (see that module); the report then says when it was read.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from authority.pki.models import CertificateRecord, CertificateRole
 from authority.pki.service import PkiNotInitialised
 from authority.pki.trust_list import VerifiedTrustList
 from authority.seals.qr import qr_key_id
-from authority.verification.paths import PathValidator
+from authority.verification.cache import NotCached, StatusCache
+from authority.verification.paths import PathValidator, ValidPath
 from authority.verification.report import Check, Outcome, Report
 
 _DER = serialization.Encoding.DER
@@ -69,6 +73,30 @@ class RegisteredLicence:
     issued_at: datetime
     seal_certificate_id: int  # the PKI's row of the certificate that sealed it
     document: bytes
+    read_at: datetime  # when its status was read from the register
+
+
+@dataclass(frozen=True)
+class _StatusRow:
+    """A licence's row as the register held it at ``read_at`` (what the cache keeps)."""
+
+    licence_id: str
+    stored: str
+    since: datetime | None
+    valid_until: datetime
+    issued_at: datetime
+    seal_certificate_id: int
+    read_at: datetime
+
+
+@dataclass(frozen=True)
+class PkiState:
+    """The PKI's certificates and their status as read at ``read_at`` (online)."""
+
+    certificates: tuple[KnownCertificate, ...]
+    root: x509.Certificate
+    paths: PathValidator
+    read_at: datetime
 
 
 @dataclass(frozen=True)
@@ -93,12 +121,23 @@ class TrustContext:
     licence_states: dict[str, LicenceState] = field(default_factory=dict)
     #: Checks made on the context itself (the trust list), reported first.
     preliminary: list[Check] = field(default_factory=list)
+    #: When the certificates' status was read (online, when a cache kept it), else ``as_of``.
+    certificates_as_of: datetime | None = None
+    #: Keeps the register's answers for a few seconds (online; see cache.py).
+    cache: StatusCache | None = None
 
     def new_report(self, form: str, now: datetime) -> Report:
         """An empty report of ``form`` in this context, with its preliminary checks."""
         report = Report(form=form, mode=self.mode, verified_at=now)
         report.checks.extend(self.preliminary)
         return report
+
+    def validate_path(
+        self, certificate: x509.Certificate, moment: datetime, check: str
+    ) -> ValidPath:
+        """:meth:`PathValidator.validate`; from memory alone when online without a session."""
+        memory_only = self.mode == "online" and self.session is None
+        return self.paths.validate(certificate, moment, check, build=not memory_only)
 
     def find(self, certificate: x509.Certificate) -> KnownCertificate | None:
         """The PKI's record of exactly this certificate."""
@@ -119,30 +158,49 @@ class TrustContext:
     def registered(self, number: str) -> RegisteredLicence | None:
         """The register's licence ``number`` (online), else None.
 
-        Its status is read now, every time; what the licence states never
-        changes once sealed, so that part is kept in memory by licence id.
+        Its status is read now, or kept from a read at most a few seconds ago
+        when the context has a cache; what the licence states never changes
+        once sealed, so that part is kept in memory by licence id. Raises
+        :class:`NotCached` when the answer needs the database and the context
+        has no session.
         """
-        if self.session is None or not number or len(number) > 64:
+        if self.mode != "online" or not number or len(number) > 64:
             return None
-        row = self.session.execute(_STATUS, {"number": number}).one_or_none()
+        if self.session is None and self.cache is None:
+            return None
+        if self.cache is None:
+            row = self._status_row(number)
+        else:
+            row = self.cache.licence(number, lambda: self._status_row(number))
         if row is None:
             return None
-        licence_id, stored, since, valid_until, issued_at, seal_id = row
-        sealed = _sealed_parts.get(licence_id)
+        sealed = _sealed_parts.get(row.licence_id)
         if sealed is None:
-            sealed = self._load_sealed(licence_id)
+            sealed = self._load_sealed(row.licence_id)
         return RegisteredLicence(
             fields=sealed[0],
-            status=status_at(stored, valid_until, self.as_of),
-            status_since=since,
-            issued_at=issued_at,
-            seal_certificate_id=seal_id,
+            status=status_at(row.stored, row.valid_until, self.as_of),
+            status_since=row.since,
+            issued_at=row.issued_at,
+            seal_certificate_id=row.seal_certificate_id,
             document=sealed[1],
+            read_at=row.read_at,
         )
 
+    def _session(self) -> Session:
+        if self.session is None:
+            raise NotCached("the register must be read")
+        return self.session
+
+    def _status_row(self, number: str) -> _StatusRow | None:
+        # Core, not ORM, execution: plain columns, and the ORM layer was a third of the read.
+        row = self._session().connection().execute(_STATUS, {"number": number}).one_or_none()
+        return None if row is None else _StatusRow(*row, read_at=self.as_of)
+
     def _load_sealed(self, licence_id: str) -> tuple[dict[str, Any], bytes]:
-        assert self.session is not None
-        licence, licence_type, agency = self.session.execute(_REGISTERED, {"id": licence_id}).one()
+        licence, licence_type, agency = (
+            self._session().execute(_REGISTERED, {"id": licence_id}).one()
+        )
         fields = {
             **licence_fields(licence, licence_type, agency),
             "labels": field_labels(licence_type.schema),
@@ -238,26 +296,45 @@ def _intermediates(certificates: Iterable[KnownCertificate]) -> list[x509.Certif
     return [k.certificate for k in certificates if k.role == CertificateRole.CA.value]
 
 
-def online_context(session: Session, issuer: str, now: datetime) -> TrustContext:
-    """The context of this installation: its PKI's certificates and its register, as of now.
-
-    Certificate status is read afresh for every context; only parsed
-    certificates and validated paths (immutable) are kept between contexts.
-    """
+def pki_state(session: Session, now: datetime) -> PkiState:
+    """The PKI's certificates and their status, read now."""
     rows = session.execute(_CERTIFICATES).all()
-    known = [_known(tuple(row)) for row in rows]
+    known = tuple(_known(tuple(row)) for row in rows)
     roots = [k.certificate for k in known if k.role == CertificateRole.ROOT.value]
     if not roots:
         raise PkiNotInitialised("the PKI has no root yet: run `authority init`")
     root = roots[-1]
+    return PkiState(known, root, path_validator(root, _intermediates(known)), now)
+
+
+def online_context(
+    session: Session | None, issuer: str, now: datetime, cache: StatusCache | None = None
+) -> TrustContext:
+    """The context of this installation: its PKI's certificates and its register, as of now.
+
+    Without ``cache``, certificate and licence status are read afresh for every
+    context; with it, they may be a few seconds old (cache.py). Parsed
+    certificates and validated paths (immutable) are kept between contexts.
+    With ``session`` None, only what ``cache`` holds is used: :class:`NotCached`
+    is raised where the database would be needed.
+    """
+
+    def read() -> PkiState:
+        if session is None:
+            raise NotCached("the PKI's certificates must be read")
+        return pki_state(session, now)
+
+    state = read() if cache is None else cache.pki(read)
     return TrustContext(
         mode="online",
-        root=root,
-        certificates=known,
+        root=state.root,
+        certificates=state.certificates,
         as_of=now,
-        paths=path_validator(root, _intermediates(known)),
+        paths=state.paths,
         session=session,
         issuer=issuer,
+        certificates_as_of=state.read_at,
+        cache=cache,
     )
 
 

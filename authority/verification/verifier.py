@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
+from collections import OrderedDict
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from cryptography import x509
 
 from authority.errors import InvalidInput
+from authority.pki.models import CertificateRole
 from authority.seals.cades import SealInfo, SealInvalid, verify_document_seal
 from authority.seals.qr import (
     DecodedQr,
@@ -26,8 +29,10 @@ from authority.seals.qr import (
     QrClaims,
     QrSealSignatureInvalid,
     QrSealUnknownKey,
+    VerifiedQr,
     check_qr_signature,
     decode_qr_seal,
+    payload_of,
 )
 from authority.verification.carried import check_carried
 from authority.verification.report import (
@@ -96,7 +101,7 @@ def trust_seal_certificate(
     report.signer = _signer(known, certificate)
     moment = proven or report.verified_at
     try:
-        path = context.paths.validate(certificate, moment, "certificate-path")
+        path = context.validate_path(certificate, moment, "certificate-path")
     except SealFailure as failure:
         if not (
             failure.subindication is SubIndication.OUT_OF_BOUNDS_NO_POE
@@ -108,7 +113,7 @@ def trust_seal_certificate(
         # No proof of existence, and the path is no longer valid: the seal's own date
         # counts only for a certificate that expired (or was retired) unexposed.
         moment = max(asserted, certificate.not_valid_before_utc)
-        path = context.paths.validate(certificate, moment, "certificate-path")
+        path = context.validate_path(certificate, moment, "certificate-path")
     report.check(
         "certificate-path",
         Outcome.PASSED if moment >= (proven or report.verified_at) else Outcome.WARNING,
@@ -130,7 +135,9 @@ def trust_seal_certificate(
     report.check("certificate-role", Outcome.PASSED, f"seal of agency {known.agency}")
     if known.revoked_at is None:
         report.check(
-            "certificate-status", Outcome.PASSED, f"not revoked as of {iso(context.as_of)}"
+            "certificate-status",
+            Outcome.PASSED,
+            f"not revoked as of {iso(context.certificates_as_of or context.as_of)}",
         )
         return known
     reason = known.revocation_reason or "unspecified"
@@ -234,7 +241,7 @@ def _period_status(report: Report, valid_from: datetime, valid_until: datetime |
 def online_status(report: Report, registered: RegisteredLicence) -> str:
     """The register's status of the licence now (a licence not yet in force is not valid)."""
     status, since = registered.status, registered.status_since
-    report.status_as_of = report.verified_at
+    report.status_as_of = registered.read_at
     valid_from = _moment(registered.fields.get("valid_from"))
     if status == "valid" and valid_from is not None and report.verified_at < valid_from:
         report.check("validity-period", Outcome.FAILED, f"not valid before {iso(valid_from)}")
@@ -291,13 +298,52 @@ def _unknown_key(context: TrustContext, decoded: DecodedQr, detail: str) -> Seal
     return SealFailure(SubIndication.NO_SIGNING_CERTIFICATE_FOUND, "qr-seal", detail)
 
 
+#: QR payloads whose signature verified, by exact payload text, with the certificate it
+#: verified with: an ES256 check of given bytes with a given key always ends the same.
+#: Only successes are kept (forgeries cannot evict them by the thousand); bounded, LRU.
+_verified_seals: OrderedDict[str, VerifiedQr] = OrderedDict()
+_verified_lock = threading.Lock()
+VERIFIED_SEALS_LIMIT = 10_000
+
+
+def _verified_seal(context: TrustContext, payload: str) -> VerifiedQr | None:
+    """The kept outcome for ``payload`` if its certificate is one ``context`` offers."""
+    with _verified_lock:
+        verified = _verified_seals.get(payload)
+        if verified is None:
+            return None
+        _verified_seals.move_to_end(payload)
+    # One of the context's seal certificates (those its key id can name), or none.
+    known = context.find(verified.certificate)
+    if known is not None and known.role == CertificateRole.SEAL.value and known.agency is not None:
+        return verified
+    return None
+
+
+def _keep_verified_seal(payload: str, verified: VerifiedQr) -> None:
+    with _verified_lock:
+        _verified_seals[payload] = verified
+        _verified_seals.move_to_end(payload)
+        while len(_verified_seals) > VERIFIED_SEALS_LIMIT:
+            _verified_seals.popitem(last=False)
+
+
 def verify_qr(context: TrustContext, text: str, now: datetime) -> Report:
-    """Verify a QR seal (the QR's URL or its bare payload)."""
+    """Verify a QR seal (the QR's URL or its bare payload).
+
+    The signature's outcome is kept by exact payload text (see ``_verified_seals``);
+    everything else is checked in ``context`` every time.
+    """
     report = context.new_report("qr", now)
     try:
-        decoded = decode_qr_seal(text)
-        seals = [k.certificate for k in context.seals_with_key_id(decoded.key_id)]
-        verified = check_qr_signature(decoded, seals)
+        payload = payload_of(text)
+        verified_seal = _verified_seal(context, payload)
+        if verified_seal is None:
+            decoded = decode_qr_seal(payload)
+            seals = [k.certificate for k in context.seals_with_key_id(decoded.key_id)]
+            verified_seal = check_qr_signature(decoded, seals)
+            _keep_verified_seal(payload, verified_seal)
+        verified = verified_seal
     except QrSealUnknownKey as exc:
         report.fail(_unknown_key(context, decoded, exc.detail))
         return conclude(report, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,7 +20,8 @@ from authority.verification.service import (
     online_context,
     verify_document,
     verify_file,
-    verify_qr,
+    verify_qr_cached,
+    verify_qr_online,
 )
 from authority.verification.tally import VerificationTally
 from authority.web.deps import CurrentInstance
@@ -38,7 +40,8 @@ class QrIn(BaseModel):
     qr: str = Field(min_length=1, max_length=MAX_QR_CHARS)
 
 
-class Presented(BaseModel):
+@dataclass(frozen=True)
+class Presented:
     """What was presented: QR text, one uploaded file, or a document with its seal."""
 
     qr: str | None = None
@@ -94,19 +97,43 @@ async def presented(request: Request) -> Presented:
         async with request.form(max_files=2, max_fields=4, max_part_size=MAX_UPLOAD_BYTES) as form:
             parts = {k: await _read_part(form.get(k), k) for k in ("file", "document", "seal")}
             qr = form.get("qr")
-        return Presented(qr=qr if isinstance(qr, str) and qr else None, **parts)
+        return Presented(
+            qr=qr if isinstance(qr, str) and qr else None,
+            file=parts["file"],
+            document=parts["document"],
+            seal=parts["seal"],
+        )
     raise UnsupportedFile(
         'send application/json with {"qr"} or multipart/form-data with file, or document and seal'
     )
 
 
-def check(instance: Instance, item: Presented, tally: VerificationTally | None = None) -> Report:
-    """Verify what was presented against this installation (online); ``tally`` counts it."""
+def check(
+    instance: Instance,
+    item: Presented,
+    tally: VerificationTally | None = None,
+    memory_tried: bool = False,
+) -> Report:
+    """Verify what was presented against this installation (online); ``tally`` counts it.
+
+    ``memory_tried``: :func:`verify_qr_cached` could not answer this QR alone.
+    """
+    if item.qr is not None:
+        report = verify_qr_online(
+            instance.database,
+            instance.settings.issuer,
+            instance.verification_cache,
+            item.qr,
+            memory_first=not memory_tried,
+        )
+        if tally is not None:
+            count_verification(tally, report)
+        return report
     with instance.database.transaction(write=False) as session:
-        context = online_context(session, instance.settings.issuer, now())
-        if item.qr is not None:
-            report = verify_qr(context, item.qr, context.as_of)
-        elif item.document is not None and item.seal is not None:
+        context = online_context(
+            session, instance.settings.issuer, now(), instance.verification_cache
+        )
+        if item.document is not None and item.seal is not None:
             report = verify_document(context, item.document, item.seal, context.as_of)
         elif item.file is not None:
             report = verify_file(context, item.file, context.as_of)
@@ -124,6 +151,21 @@ def count_verification(tally: VerificationTally, report: Report) -> None:
         tally.record(number, report.verified_at)
 
 
+async def verified(instance: Instance, item: Presented, tally: VerificationTally) -> Report:
+    """The report on ``item``, counted: on the event loop when memory can answer a QR
+    alone (no database, no thread hand-off), else in the thread pool."""
+    if item.qr is not None:
+        report = verify_qr_cached(
+            instance.settings.issuer, instance.verification_cache, item.qr, now()
+        )
+        if report is not None:
+            number = (report.licence or {}).get("number")
+            if isinstance(number, str) and tally.add(number, report.verified_at):
+                await run_in_threadpool(tally.flush)
+            return report
+    return await run_in_threadpool(check, instance, item, tally, item.qr is not None)
+
+
 @router.post(
     "/api/v1/verify",
     summary="Verify a licence (QR text, PDF, photo of its QR, or document + seal)",
@@ -132,15 +174,15 @@ def count_verification(tally: VerificationTally, report: Report) -> None:
 async def verify(request: Request, instance: CurrentInstance) -> JSONResponse:
     """The verification report; 200 whatever the verdict, 4xx only for unusable requests."""
     item = await presented(request)
-    report = await run_in_threadpool(check, instance, item, request.app.state.verification_tally)
+    report = await verified(instance, item, request.app.state.verification_tally)
     return JSONResponse(report.as_dict(), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/v/{payload:path}", include_in_schema=False)
 @router.get("/V/{payload:path}", include_in_schema=False)
-def landing(payload: str, request: Request, instance: CurrentInstance) -> HTMLResponse:
+async def landing(payload: str, request: Request, instance: CurrentInstance) -> HTMLResponse:
     """The page a phone camera opens from the QR: one verdict, then the details."""
-    report = check(instance, Presented(qr=payload), request.app.state.verification_tally)
+    report = await verified(instance, Presented(qr=payload), request.app.state.verification_tally)
     return render(request, "verify_report.html", report_view(report))
 
 
@@ -155,9 +197,7 @@ async def verify_upload(request: Request, instance: CurrentInstance) -> HTMLResp
     """The upload form's result, as a page."""
     try:
         item = await presented(request)
-        report = await run_in_threadpool(
-            check, instance, item, request.app.state.verification_tally
-        )
+        report = await verified(instance, item, request.app.state.verification_tally)
     except InvalidInput as exc:
         return render(request, "verify.html", {"error": exc.detail}, status_code=exc.status)
     return render(request, "verify_report.html", report_view(report))

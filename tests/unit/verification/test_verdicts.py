@@ -7,7 +7,7 @@ reads a trust list built and sealed by the same PKI, then checked.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,7 +33,8 @@ from authority.pki.service import OCSP_NAME, Pki, load_certificate
 from authority.pki.trust_list import build_trust_list, root_of, verify_trust_list
 from authority.pki.tsa import build_request, new_nonce, token_from_response
 from authority.seals.cades import DocumentSealer
-from authority.verification.report import Report
+from authority.verification import verifier
+from authority.verification.report import Report, SubIndication, Verdict
 from authority.verification.service import (
     offline_context,
     online_context,
@@ -176,3 +177,26 @@ def test_a_licence_not_yet_in_force(world: World) -> None:
     report = verify_qr(world.online(), licence.qr_payload, utcnow())
     assert outcome(report) == ("INVALID", "TOTAL_PASSED", None)
     assert checks(report)["validity-period"] == "failed"
+
+
+def test_a_kept_signature_counts_only_where_its_certificate_is_offered(world: World) -> None:
+    licence = world.issue()
+    online = world.online()
+    assert verify_qr(online, licence.qr_payload, online.as_of).verdict is Verdict.VALID
+    assert licence.qr_payload in verifier._verified_seals
+    # The same payload, verified where the sealing certificate is not offered: not ours.
+    without_seals = replace(
+        online,
+        certificates=[k for k in online.certificates if k.role != CertificateRole.SEAL.value],
+    )
+    report = verify_qr(without_seals, licence.qr_payload, online.as_of)
+    assert (report.verdict, report.subindication) == (
+        Verdict.INVALID,
+        SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    )
+    # One character changed is another payload: checked afresh, never VALID.
+    payload = licence.qr_payload
+    index = len(payload) - 10
+    changed = payload[:index] + ("0" if payload[index] != "0" else "1") + payload[index + 1 :]
+    assert verify_qr(online, changed, online.as_of).verdict is Verdict.INVALID
+    assert changed not in verifier._verified_seals
