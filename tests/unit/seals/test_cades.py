@@ -20,7 +20,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from authority.errors import ConfigurationError, InvalidInput
 from authority.pki import profiles
-from authority.pki.asn1 import der_oid, der_tlv, original_bytes
+from authority.pki.asn1 import der_child, der_oid, der_tlv, original_bytes
 from authority.pki.keystore import KeyAlgorithm
 from authority.pki.tsa import TimeStampAuthority, build_request, new_nonce, token_from_response
 from authority.seals.cades import (
@@ -455,6 +455,25 @@ def test_flipped_signature_byte(seal: bytes) -> None:
     with pytest.raises(SealSignatureInvalid) as caught:
         verify_document_seal(DOCUMENT, flipped)
     assert caught.value.subindication == "SIG_CRYPTO_FAILURE"
+
+
+def _with_signed_data_version(der: bytes, version: int) -> bytes:
+    """``der`` (a ContentInfo) with its SignedData's version INTEGER set to ``version``."""
+    _, start, end = der_child(der, 0, len(der), 0)  # ContentInfo's contents
+    _, start, end = der_child(der, start, end, 1)  # [0] EXPLICIT content
+    _, start, end = der_child(der, start, end, 0)  # SignedData
+    tag, value, _ = der_child(der, start, end, 0)  # version INTEGER
+    assert tag == 0x02 and value + 1 == _
+    return der[:value] + bytes([version]) + der[value + 1 :]
+
+
+def test_an_altered_signed_data_version_is_malformed(seal: bytes) -> None:
+    # RFC 5652 §5.1: 1 for id-data; the signature does not cover it, the reader must.
+    for version in (0, 3, 4):
+        with pytest.raises(MalformedSeal, match=f"SignedData v{version}, expected v1"):
+            verify_document_seal(DOCUMENT, _with_signed_data_version(seal, version))
+    token = signer_info(seal)["unsigned_attrs"][0]["values"][0].dump()
+    assert _with_signed_data_version(token, 3) == token  # a time-stamp token is version 3
 
 
 def test_removed_signed_attribute_is_malformed(seal: bytes) -> None:
