@@ -158,9 +158,10 @@ class Database:
         try:
             yield session
             # A unit that never used the session (a client-credentials token served from
-            # the in-process caches) has nothing to commit; anything it did use
-            # (a query, an add) began a transaction.
-            if session.in_transaction():
+            # the in-process caches) has nothing to commit: a query or an add would have
+            # begun a transaction, and work waiting for the commit (audit entries,
+            # authority/audit/trail.py) is noted in session.info.
+            if session.in_transaction() or session.info:
                 session.commit()
         except BaseException:
             session.rollback()
