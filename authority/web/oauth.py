@@ -17,7 +17,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from authority.db.base import utcnow
-from authority.identity.throttle import LoginThrottled
+from authority.identity.throttle import LoginThrottled, ThrottlePolicy
 from authority.instance import Instance
 from authority.oidc import client_throttle
 from authority.oidc.server import AuthorityServer, Provider, json_body
@@ -138,8 +138,7 @@ def token_response(instance: Instance, request: FormRequest, http: Request) -> R
     writes = request.form.get("grant_type") != "client_credentials"
     throttle = instance.authenticator.throttle
     client_id = client_throttle.claimed_client_id(request.headers, request.form)
-    address = http.client.host if http.client else None
-    keys = throttle.client_keys(client_id, address) if client_id is not None else []
+    keys = _throttle_keys(instance, client_id, http)
     with instance.database.transaction(write=writes) as session:
         try:
             throttle.check(session, keys, utcnow())
@@ -178,17 +177,23 @@ def token_response_from_memory(
     if client_id is None or client is None or client.auth_method not in _SECRET_METHODS:
         return None
     throttle = instance.authenticator.throttle
-    now = utcnow()
-    address = http.client.host if http.client else None
-    if not all(
-        throttle.clear_clients.fresh(k, now) for k, _ in throttle.client_keys(client_id, address)
-    ):
+    if not throttle.known_clear(_throttle_keys(instance, client_id, http), utcnow()):
         return None
     with instance.database.transaction(write=False) as session:
         response = to_response(
             AuthorityServer(provider_for(instance, session, http)).create_token_response(request)
         )
     return None if response.status_code == 401 else response
+
+
+def _throttle_keys(
+    instance: Instance, client_id: str | None, http: Request
+) -> list[tuple[str, ThrottlePolicy]]:
+    """The throttle keys of a token request naming ``client_id`` from its address."""
+    if client_id is None:
+        return []
+    address = http.client.host if http.client else None
+    return instance.authenticator.throttle.client_keys(client_id, address)
 
 
 def throttled(exc: LoginThrottled) -> Response:

@@ -22,8 +22,11 @@ def test_a_wait_set_by_another_worker_is_honoured_once_the_memory_expires(
     throttle = _throttle()
     keys = throttle.client_keys("agency-api", "192.0.2.7")
     now = utcnow()
+    assert not throttle.known_clear(keys, now)
     with database.transaction() as session:
         throttle.check(session, keys, now)  # nothing there: remembered as clear
+        assert throttle.known_clear(keys, now)
+        assert not throttle.known_clear(keys, now + CLEAR_FOR)
         # Another worker records enough failures to lock the key.
         session.add(
             LoginThrottle(
@@ -58,6 +61,7 @@ def test_account_and_address_keys_are_always_read_from_the_database(database: Da
     now = utcnow()
     with database.transaction() as session:
         throttle.check(session, keys, now)
+        assert not throttle.known_clear(keys, now)
         session.add(
             LoginThrottle(
                 key=keys[0][0], failures=10, last_failure_at=now, blocked_until=now + CLEAR_FOR
