@@ -8,6 +8,9 @@ acknowledged before it is durable.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +62,72 @@ def value_refused(_exc: DataError) -> ValueRefused:
     )
 
 
+BUSY_TIMEOUT_S = 10.0  # how long a writer waits for the write lock before "database is locked"
+
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    """The lock this process's writers to the SQLite file ``database`` queue on."""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return threading.Lock()  # private or URI-named: not shared by path
+    key = os.path.realpath(database)
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.Lock())
+
+
+class SerialisedWriterConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions queue on a lock shared by this
+    process's connections to the same file.
+
+    SQLite lets one writer in at a time and makes the others poll in its busy
+    handler, which sleeps up to 100 ms between tries: under concurrent writers
+    that, not the work, sets the latency. Here a writer waits on a lock taken just
+    before ``BEGIN IMMEDIATE`` and released once its COMMIT or ROLLBACK has
+    returned, so the next one starts as soon as the file is free. The lock may be
+    released from another thread than the one that took it (a request's unit of
+    work can move between threads). Other processes still meet SQLite's own lock
+    and busy handler, which stays the guarantee; this lock only orders the wait.
+    """
+
+    def __init__(self, database: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self._writers = _writer_lock(os.fspath(database))
+        self._holding = False
+
+    def queue_for_write(self) -> None:
+        """Wait for this process's other writers; then the caller sends ``BEGIN IMMEDIATE``."""
+        if not self._writers.acquire(timeout=BUSY_TIMEOUT_S):
+            raise sqlite3.OperationalError("database is locked")
+        self._holding = True
+
+    def leave_queue(self) -> None:
+        """Let the next writer in (the transaction ended, or never began)."""
+        if self._holding:
+            self._holding = False
+            self._writers.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self.leave_queue()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_queue()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave_queue()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT and
     # transactional DDL; hand control to SQLAlchemy (its documented recipe).
@@ -67,7 +136,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cursor.close()
 
 
@@ -80,8 +149,19 @@ def _sqlite_begin(connection: Connection) -> None:
     # another process has committed, and SQLite fails it at once ("database is
     # locked") instead of waiting, while busy_timeout queues IMMEDIATE ones. Readers
     # stay deferred so they never queue behind writers (WAL lets them run alongside).
-    write = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    if not connection.get_execution_options().get(WRITE_OPTION, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    raw = connection.connection.dbapi_connection
+    queue = raw if isinstance(raw, SerialisedWriterConnection) else None
+    if queue is not None:
+        queue.queue_for_write()
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        if queue is not None:
+            queue.leave_queue()
+        raise
 
 
 def create_database_engine(url: str) -> Engine:
@@ -90,7 +170,10 @@ def create_database_engine(url: str) -> Engine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "factory": SerialisedWriterConnection},
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
