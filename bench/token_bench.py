@@ -784,15 +784,16 @@ def _code(obj: Any) -> CodeType | None:
 def _profile_steps() -> list[tuple[str, list[Any], list[Any]]]:
     """(label, functions counted in, functions taken out): distinct pieces of work."""
     from authority.db.session import Database
-    from authority.oidc import cache, clients, server, tokens
+    from authority.identity.throttle import Throttle
+    from authority.oidc import cache, client_credentials, clients, server, tokens
     from authority.pki.file_keystore import FileKeyStore
     from authority.web import metrics, oauth
 
     return [
         (
-            "client lookup: `ProviderCache.client` (a copy kept up to 2 s; `find_client`, "
-            "an ORM select, on a miss)",
-            [cache.ProviderCache.client],
+            "client lookup: `ProviderCache.held` / `ProviderCache.client` (a copy kept up "
+            "to 2 s; `find_client`, an ORM select, on a miss)",
+            [cache.ProviderCache.held, cache.ProviderCache.client],
             [],
         ),
         (
@@ -802,25 +803,38 @@ def _profile_steps() -> list[tuple[str, list[Any], list[Any]]]:
             [],
         ),
         (
-            "unit of work: `Database.transaction` (session, commit, close)",
+            "throttle: `Throttle.known_clear` and its keys (`_throttle_keys`)",
+            [Throttle.known_clear, oauth._throttle_keys],
+            [],
+        ),
+        (
+            "unit of work (requests not answered from memory): `Database.transaction`",
             [Database.transaction],
             [],
         ),
         ("form body and authlib request: `oauth_request`", [oauth.oauth_request], []),
         (
-            "authlib server construction: `AuthorityServer.__init__`",
-            [server.AuthorityServer.__init__],
-            [],
+            "authlib grant (requests not answered from memory): "
+            "`AuthorityServer.create_token_response`",
+            [server.AuthorityServer.create_token_response],
+            [tokens.jws_compact],
+        ),
+        (
+            "client-credentials checks from memory: `token_from_memory`, less the token "
+            "and the secret check",
+            [client_credentials.token_from_memory],
+            [tokens.sign_access_token, clients.ClientSecretKey.matches, cache.ProviderCache.held],
         ),
         ("ES256 signature: `FileKeyStore.sign`", [FileKeyStore.sign], []),
         (
-            "JWS assembly: JSON, base64url, DER to R‖S (`jws_compact` less the signature)",
-            [tokens.jws_compact],
+            "JWS assembly: claims, JSON, base64url, DER to R‖S (`sign_access_token` less "
+            "the signature)",
+            [tokens.sign_access_token],
             [FileKeyStore.sign],
         ),
         (
-            "HMAC-SHA256 secret check: `Client.check_client_secret`",
-            [clients.Client.check_client_secret],
+            "HMAC-SHA256 secret check: `ClientSecretKey.matches`",
+            [clients.ClientSecretKey.matches],
             [],
         ),
         ("response: `to_response` (JSON, headers)", [oauth.to_response], []),
@@ -970,8 +984,8 @@ def profile_authority(setup: AuthoritySetup, core: int) -> Profile:
     rest = 1.0 - sum(step.share for step in steps)
     steps.append(
         ProfileStep(
-            "the rest: FastAPI/Starlette routing, dependency injection and middleware "
-            "chain, authlib's grant and client-authentication logic, asyncio",
+            "the rest: Starlette routing and the middleware chain (request id, metrics, "
+            "security headers, body limit), claimed client id, asyncio",
             max(0.0, rest),
         )
     )

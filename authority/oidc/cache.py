@@ -86,15 +86,15 @@ class ProviderCache:
             self._key = None if copy is None else (now + self._ttl, copy)
         return copy
 
-    def holds(self, client_id: str) -> OAuthClient | None:
-        """The client ``client_id`` if a fresh copy is held *and* so is the signing key:
+    def held(self, client_id: str) -> tuple[OAuthClient, SigningKey] | None:
+        """The client ``client_id`` and the signing key, if fresh copies of both are held:
         then a client-credentials token needs no database read."""
         now = self._clock()
         with self._lock:
             entry = self._clients.get(client_id)
             if entry is None or entry[0] <= now or self._key is None or self._key[0] <= now:
                 return None
-            return entry[1]
+            return entry[1], self._key[1]
 
     def clear(self) -> None:
         """Forget everything: the next request reads the database."""

@@ -98,10 +98,16 @@ def scope_tokens(scope: str | None) -> list[str]:
         raise InvalidScopeError(description=exc.detail) from None
 
 
+#: Body parameters that each make a client authentication method (RFC 6749 §2.3.1,
+#: RFC 7523 §2.2).
+AUTH_PARAMETERS = ("client_secret", "client_assertion")
+
+
 def check_form(request: OAuth2Request) -> None:
     """RFC 6749 §3.2 rules every endpoint here shares, which authlib leaves open.
 
-    The body must be a form; no parameter may appear twice.
+    The body must be a form; no parameter may appear twice; one client
+    authentication method at most.
     """
     if request.method != "POST" or not getattr(request, "is_form", False):
         raise InvalidRequestError(
@@ -114,6 +120,11 @@ def check_form(request: OAuth2Request) -> None:
             n if all(" " <= c <= "~" and c not in '"\\' for c in n) else "?" for n in repeated
         )
         raise InvalidRequestError(description=f"parameter repeated: {named}")
+    # RFC 6749 §2.3: the client MUST NOT use more than one authentication method.
+    basic = request.headers.get("authorization", "")[:6].lower() == "basic "
+    methods = basic + sum(name in request.payload.data for name in AUTH_PARAMETERS)
+    if methods > 1:
+        raise InvalidRequestError(description="use one client authentication method, not several")
 
 
 class InvalidDPoPProofError(OAuth2Error):  # type: ignore[misc]

@@ -197,6 +197,32 @@ def issue_access_token(
     key = key or current_signing_key(session, TOKEN_PURPOSE)
     if key is None:
         raise SigningKeyMissing("no token-signing key exists: run `authority init`")
+    return sign_access_token(
+        keystore,
+        key,
+        issuer=issuer,
+        client_id=client_id,
+        subject=subject,
+        scopes=scopes,
+        now=now,
+        lifetime=lifetime,
+        extra=extra,
+    )
+
+
+def sign_access_token(
+    keystore: KeyStore,
+    key: SigningKey,
+    *,
+    issuer: str,
+    client_id: str,
+    subject: str,
+    scopes: Sequence[str],
+    now: datetime,
+    lifetime: timedelta = ACCESS_TOKEN_LIFETIME,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, int]:
+    """An RFC 9068 access token signed with ``key``, and its lifetime in seconds."""
     issued = int(now.timestamp())
     seconds = int(lifetime.total_seconds())
     claims: dict[str, Any] = {

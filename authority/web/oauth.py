@@ -20,6 +20,7 @@ from authority.db.base import utcnow
 from authority.identity.throttle import LoginThrottled, ThrottlePolicy
 from authority.instance import Instance
 from authority.oidc import client_throttle
+from authority.oidc.client_credentials import token_from_memory
 from authority.oidc.server import AuthorityServer, Provider, json_body
 from authority.web.deps import CurrentInstance, DbSession
 
@@ -153,37 +154,37 @@ def token_response(instance: Instance, request: FormRequest, http: Request) -> R
     return response
 
 
-#: Client authentication methods checked against memory alone (private_key_jwt records
-#: each assertion's jti in the database, RFC 7523 §3).
-_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
-
-
 def token_response_from_memory(
     instance: Instance, request: FormRequest, http: Request
 ) -> Response | None:
     """The token response when memory alone can give it, else None.
 
-    A client-credentials request from a client authenticating with its secret, whose
-    registration, the signing key and the throttle state of its client and address are
-    all held (:class:`~authority.oidc.cache.ProviderCache`, ``Throttle.clear_clients``)
-    reads and writes nothing, so it is answered on the event loop without a thread
-    hand-off. Anything else, and any failure (it must be counted in the database),
-    gets None: :func:`token_response` then runs in a worker thread.
+    A plain client-credentials request from a client authenticating with its secret
+    (:func:`~authority.oidc.client_credentials.token_from_memory`), whose address and
+    client the throttle knows to be clear, reads and writes nothing, so it is answered
+    on the event loop without a thread hand-off. Anything else, and any failure (it
+    must be counted in the database), gets None: :func:`token_response` then runs in a
+    worker thread.
     """
-    if request.form.get("grant_type") != "client_credentials" or "dpop" in request.headers:
+    if not request.is_form or request.method != "POST" or "dpop" in request.headers:
         return None
     client_id = client_throttle.claimed_client_id(request.headers, request.form)
-    client = None if client_id is None else instance.provider_cache.holds(client_id)
-    if client_id is None or client is None or client.auth_method not in _SECRET_METHODS:
+    if client_id is None or instance.provider_cache.held(client_id) is None:
         return None
-    throttle = instance.authenticator.throttle
-    if not throttle.known_clear(_throttle_keys(instance, client_id, http), utcnow()):
+    if not instance.authenticator.throttle.known_clear(
+        _throttle_keys(instance, client_id, http), utcnow()
+    ):
         return None
-    with instance.database.transaction(write=False) as session:
-        response = to_response(
-            AuthorityServer(provider_for(instance, session, http)).create_token_response(request)
-        )
-    return None if response.status_code == 401 else response
+    body = token_from_memory(
+        cache=instance.provider_cache,
+        keystore=instance.keystore,
+        secret_key=instance.client_secret_key,
+        issuer=instance.settings.issuer,
+        form=request.payload.datalist,
+        headers=request.headers,
+        now=utcnow(),
+    )
+    return None if body is None else to_response((200, body, []))
 
 
 def _throttle_keys(

@@ -221,6 +221,18 @@ def test_repeated_parameter_is_invalid_request(http: TestClient, agency: Credent
     assert body["error_description"] == "parameter repeated: grant_type"
 
 
+def test_two_authentication_methods_are_invalid_request(
+    http: TestClient, agency: Credentials
+) -> None:
+    # RFC 6749 §2.3: the client MUST NOT use more than one method in a request; the
+    # first request is answered by the full path, the second with the client held.
+    for _ in range(2):
+        response = _token(http, agency, client_id=agency.client_id, client_secret=agency.secret)
+        body = _error(response, 400, "invalid_request")
+        assert body["error_description"] == "use one client authentication method, not several"
+    assert _token(http, agency).status_code == 200
+
+
 def test_json_body_is_invalid_request(http: TestClient, agency: Credentials) -> None:
     response = http.post(
         "/oauth/token", json={"grant_type": "client_credentials"}, auth=agency.basic
