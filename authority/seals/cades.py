@@ -398,18 +398,45 @@ def _read_cert_ref(ref: Any) -> _CertRef:
     )
 
 
+def check_versions(signed_data: cms.SignedData) -> None:
+    """Raise ValueError unless the version numbers are those RFC 5652 prescribes.
+
+    Versions lie outside every signature: a verifier that did not hold them to the
+    structure would accept a seal altered there. §5.3: a SignerInfo is version 1
+    with an issuerAndSerialNumber sid and 3 with a subjectKeyIdentifier. §5.1: the
+    SignedData is 5 with certificates or CRLs of an "other" format, else 4 with
+    version 2 attribute certificates, else 3 with version 1 attribute
+    certificates, a version 3 SignerInfo or content other than id-data, else 1.
+    """
+    signer_versions = []
+    for signer in signed_data["signer_infos"]:
+        version = signer["version"].native
+        expected = "v1" if signer["sid"].name == "issuer_and_serial_number" else "v3"
+        if version != expected:
+            raise ValueError(f"SignerInfo {version} with a {signer['sid'].name} sid")
+        signer_versions.append(version)
+    certificates = {c.name for c in signed_data["certificates"] or []}
+    crls = {c.name for c in signed_data["crls"] or []}
+    content_type = signed_data["encap_content_info"]["content_type"].native
+    if "other" in certificates or "other" in crls:
+        expected = "v5"
+    elif "v2_attr_cert" in certificates:
+        expected = "v4"
+    elif "v1_attr_cert" in certificates or "v3" in signer_versions or content_type != "data":
+        expected = "v3"
+    else:
+        expected = "v1"
+    if signed_data["version"].native != expected:
+        raise ValueError(f"SignedData {signed_data['version'].native}, expected {expected}")
+
+
 def _read_signed_data(der: bytes) -> _SignedData:
     """Parse ``der``; every asn1crypto access is here, so callers catch one boundary."""
     info = cms.ContentInfo.load(der, strict=True)
     if info["content_type"].native != "signed_data":
         raise ValueError("not a CMS SignedData")
     signed_data = info["content"]
-    # RFC 5652 §5.1: with X.509 certificates only and v1 SignerInfos (checked below), the
-    # version is 1 for id-data content and 3 for any other (a time-stamp's TSTInfo).
-    content_type = signed_data["encap_content_info"]["content_type"].native
-    expected = "v1" if content_type == "data" else "v3"
-    if signed_data["version"].native != expected:
-        raise ValueError(f"SignedData {signed_data['version'].native}, expected {expected}")
+    check_versions(signed_data)
     signer_infos = signed_data["signer_infos"]
     if len(signer_infos) != 1:
         raise ValueError(f"{len(signer_infos)} SignerInfos, expected one")
@@ -426,10 +453,8 @@ def _read_signed_data(der: bytes) -> _SignedData:
             cert = x509.load_der_x509_certificate(der)
             certificates.append(_Cert(der, issuer, serial, cert))
     sid = signer["sid"]
-    version = signer["version"].native
-    # RFC 5652 §5.3: version 1 goes with issuerAndSerialNumber (the only sid we issue).
-    if sid.name != "issuer_and_serial_number" or version != "v1":
-        raise ValueError(f"SignerInfo {version} with a {sid.name} sid")
+    if sid.name != "issuer_and_serial_number":  # the only sid we issue
+        raise ValueError(f"SignerInfo with a {sid.name} sid")
     sid_value = original_bytes(sid.chosen["issuer"]), sid.chosen["serial_number"].native
     signed_attrs = signer["signed_attrs"]
     if isinstance(signed_attrs, core.Void):

@@ -4,7 +4,8 @@ RFC 5652 leaves the SignedData's ``certificates`` and ``digestAlgorithms``
 outside the signature. A verifier that ignored them would call a seal whose
 carried certificates were altered after sealing valid; ours requires every
 carried certificate (in the seal and in its time-stamp tokens) to be one the
-trust context knows, ``digestAlgorithms`` to name exactly the signer's, and no
+trust context knows, ``digestAlgorithms`` to name exactly the signer's, the
+version numbers to be those RFC 5652 prescribes for the structure, and no
 unsigned attribute but the signature time-stamp.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from asn1crypto import cms, core
 
 from authority.pki.asn1 import original_bytes
+from authority.seals.cades import check_versions
 from authority.verification.report import SealFailure, SubIndication
 from authority.verification.trust import TrustContext
 
@@ -24,6 +26,7 @@ def _read(der: bytes, depth: int) -> list[bytes]:
     if info["content_type"].native != "signed_data":
         raise ValueError("not a CMS SignedData")
     signed_data = info["content"]
+    check_versions(signed_data)
     carried = [
         original_bytes(choice.chosen)
         for choice in signed_data["certificates"] or []

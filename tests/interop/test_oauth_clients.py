@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
+from authority.oidc.cache import CACHE_TTL
 from authority.oidc.tokens import public_jwk
 from tests.live import LiveAuthority, serve_initialised
 
@@ -153,6 +154,9 @@ def test_key_rotation_seen_by_pyjwkclient(live: LiveAuthority) -> None:
 
     before = fetch()
     rotated = live.cli_json("keys", "rotate", "--purpose", "token")
+    # The rotation is another process's commit: the server's copy of the signing key
+    # follows it within CACHE_TTL (authority/oidc/cache.py), not at once.
+    time.sleep(CACHE_TTL)
     after = fetch()
     assert jwt.get_unverified_header(after)["kid"] == rotated["kid"]
     assert jwt.get_unverified_header(before)["kid"] == rotated["previous_kid"]

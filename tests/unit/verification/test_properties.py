@@ -19,6 +19,7 @@ from authority.licences.models import LicenceType
 from authority.licences.pdf import sealed_pdf
 from authority.licences.sealing import AgencySealer
 from authority.licences.service import LicenceRequest, create_licence_type, issue_licences
+from authority.pki.asn1 import der_child, der_span
 from authority.seals.qr import PAYLOAD_ALPHABET, payload_of
 from authority.verification.report import Verdict
 from authority.verification.service import (
@@ -177,6 +178,60 @@ def test_the_seal_contents_padding_is_checked(
         replacement = b"1" if original != b"1" else b"2"
         mutated = issued.pdf[:position] + replacement + issued.pdf[position + 1 :]
         assert _verdict_file(instance, database, mutated) is Verdict.INVALID, position
+
+
+def _version_offsets(der: bytes, offset: int = 0) -> list[int]:
+    """Where the version INTEGERs of a CMS SignedData, its SignerInfos and the SignedData
+    and SignerInfos of the time-stamp tokens in their unsigned attributes lie in ``der``."""
+    _, start, end = der_span(der, offset)  # ContentInfo
+    _, start, end = der_child(der, start, end, 1)  # [0] EXPLICIT content
+    _, start, end = der_span(der, start)  # SignedData
+    found = [der_span(der, start)[1]]  # its version's value octet
+    signer_infos = start
+    while der_span(der, signer_infos)[2] < end:
+        signer_infos = der_span(der, signer_infos)[2]
+    _, first, last = der_span(der, signer_infos)
+    while first < last:  # each SignerInfo
+        _, info_start, info_end = der_span(der, first)
+        found.append(der_span(der, info_start)[1])
+        child = info_start
+        while child < info_end:
+            tag, attrs_start, attrs_end = der_span(der, child)
+            if tag == 0xA1:  # unsignedAttrs: each attribute's values may hold a token
+                while attrs_start < attrs_end:
+                    _, a_start, a_end = der_span(der, attrs_start)
+                    _, values_start, values_end = der_child(der, a_start, a_end, 1)
+                    while values_start < values_end:
+                        found += _version_offsets(der, values_start)
+                        values_start = der_span(der, values_start)[2]
+                    attrs_start = a_end
+            child = attrs_end
+        first = info_end
+    return found
+
+
+def test_a_changed_cms_version_is_never_valid(
+    instance: Instance, database: Database, issued: Issued
+) -> None:
+    # RFC 5652 §5.1, §5.3: the versions are outside every signature; 1 <-> 3 once passed.
+    start, end = _contents_span(issued.pdf)
+    contents = bytes.fromhex(issued.pdf[start:end].decode())
+    offsets = _version_offsets(contents)
+    assert len(offsets) == 4  # seal: SignedData, SignerInfo; its time-stamp token: the same
+    for offset in offsets:
+        mutated = bytearray(contents)
+        mutated[offset] ^= 0x02
+        pdf = issued.pdf[:start] + bytes(mutated).hex().upper().encode() + issued.pdf[end:]
+        assert _verdict_file(instance, database, pdf) is Verdict.INVALID, offset
+    seal_offsets = _version_offsets(issued.seal)
+    assert len(seal_offsets) == 4
+    for offset in seal_offsets:
+        seal = bytearray(issued.seal)
+        seal[offset] ^= 0x02
+        with database.transaction(write=False) as session:
+            context = online_context(session, instance.settings.issuer, utcnow())
+            report = verify_document(context, issued.document, bytes(seal), context.as_of)
+        assert report.verdict is Verdict.INVALID, offset
 
 
 def test_payload_round_trip_is_exact(issued: Issued) -> None:
