@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from authority.agencies.models import Agency
 from authority.audit.trail import LICENCE_ISSUED, LICENCE_STATUS, record
+from authority.canonical import canonical_json
 from authority.errors import AuthorityError, Conflict, InvalidInput, NotFound
 from authority.identity.identifiers import validate_resident_id, validate_uscc
-from authority.licences.canonical import canonical_json
 from authority.licences.models import Licence, LicenceCounter, LicenceEvent, LicenceType
 from authority.licences.schemas import check_data, check_schema
 
