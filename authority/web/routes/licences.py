@@ -7,7 +7,6 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
@@ -106,19 +105,16 @@ def describe(
 
 
 def describe_all(issuer: str, session: Session, licences: list[Licence]) -> list[dict[str, Any]]:
-    """The representations of ``licences``, loading each type and agency once."""
-    types = {
-        t.id: t
-        for t in session.scalars(
-            select(LicenceType).where(LicenceType.id.in_({lic.type_id for lic in licences}))
-        )
-    }
-    agencies = {
-        a.id: a
-        for a in session.scalars(
-            select(Agency).where(Agency.id.in_({lic.agency_id for lic in licences}))
-        )
-    }
+    """The representations of ``licences``, with each type and agency taken once from the
+    unit of work (``Session.get``: no query when issuance or the caller's check already
+    loaded it, as for every licence just issued)."""
+    types: dict[int, LicenceType] = {}
+    agencies: dict[int, Agency] = {}
+    for lic in licences:
+        if lic.type_id not in types:
+            types[lic.type_id] = session.get_one(LicenceType, lic.type_id)
+        if lic.agency_id not in agencies:
+            agencies[lic.agency_id] = session.get_one(Agency, lic.agency_id)
     return [describe(issuer, lic, types[lic.type_id], agencies[lic.agency_id]) for lic in licences]
 
 
