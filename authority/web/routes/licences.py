@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authority.agencies.models import Agency
@@ -73,8 +74,12 @@ class ReasonIn(BaseModel):
 
 
 def _agency(session: Session, token: AccessToken) -> Agency:
-    client = session.query(OAuthClient).filter_by(client_id=token.client_id).one_or_none()
-    agency = session.get(Agency, client.agency_id) if client and client.agency_id else None
+    # One query for the client's agency (none if the client is gone or acts for none).
+    agency = session.scalar(
+        select(Agency)
+        .join(OAuthClient, OAuthClient.agency_id == Agency.id)
+        .where(OAuthClient.client_id == token.client_id)
+    )
     if agency is None:
         raise Forbidden("this client acts for no agency")
     return agency
