@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -79,12 +80,26 @@ class _Checker:
         return self._compiled_accepts(data) or self.validator.is_valid(data)
 
     def _compiled_accepts(self, data: Any) -> bool:
-        if self.compiled is None:
+        # Python's JSON reader takes NaN and Infinity, which JSON lacks: jsonschema-rs
+        # lets an infinite number through a bound that jsonschema refuses.
+        if self.compiled is None or not _finite(data):
             return False
         try:
             return self.compiled.is_valid(data)
         except Exception:  # jsonschema decides instead
             return False
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` holds no infinite or NaN number."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(_finite(item) for item in value.values())
+    if kind is list:
+        return all(_finite(item) for item in value)
+    return True
 
 
 # Keywords jsonschema-rs decides as jsonschema does, the subset licence types use: each

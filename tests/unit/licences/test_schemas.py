@@ -83,6 +83,19 @@ CASES: list[tuple[dict[str, Any], list[Any]]] = [
         ],
     ),
     (
+        # Python's JSON reader takes NaN and Infinity: bounds without a type see them.
+        {"type": "object", "properties": {"fee": {"minimum": 0, "maximum": 1}}},
+        [
+            {"fee": 0.5},
+            {"fee": 2},
+            {"fee": float("inf")},
+            {"fee": float("-inf")},
+            {"fee": float("nan")},
+            {"fee": [float("inf")]},
+            {"fee": {"a": float("-inf")}},
+        ],
+    ),
+    (
         {
             "type": "object",
             "properties": {
