@@ -1434,7 +1434,7 @@ def render_gap(report: Report) -> list[str]:
         "copying; the QR field names and URL head worked out once. Then (2026-12-01, "
         "later; 3.52 million to 3.00 million instructions a licence by callgrind, 15% "
         "fewer): valid data accepted by jsonschema-rs where it reads the schema as "
-        "jsonschema does (1 µs instead of 20; refusals, their 422 errors and other schemas "
+        "jsonschema does (2 µs instead of 21; refusals, their 422 errors and other schemas "
         "stay with jsonschema); the audit entries hashed through the same RFC 8785 fast "
         "path as documents; issued licences made as the ORM makes loaded objects, without "
         "an event per attribute; the reply's types and agencies taken from the unit of "
