@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -67,6 +68,13 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if owned:
             await record_configuration_at_start(opened)
+            # What start-up made (modules, routes, mappers: some 200,000 objects) lives as
+            # long as the process: kept out of the cyclic collector's way, a full
+            # collection scans only what requests leave behind (about 110 ms less each,
+            # one per some 4,000 licences issued). A start-up object that later becomes
+            # cyclic garbage stays until exit: a one-off, bounded cost.
+            gc.collect()
+            gc.freeze()
         flusher = asyncio.create_task(flush_periodically())
         async with periodic_checkpoints(opened, settings.audit_checkpoint_seconds if owned else 0):
             yield

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from authority.audit.models import AuditEntry
+from authority.canonical import canonical_json
 from authority.db.base import utcnow
 from authority.oidc.models import OAuthClient
 
@@ -167,20 +167,21 @@ def append(session: Session, events: list[Event]) -> None:
     lock(session)
     seq, prev = head(session)
     at = utcnow()
+    at_text = timestamp(at)  # what each entry's hash covers: the same for the whole append
     rows = []
     for item in events:
         seq += 1
-        row = {
+        hashed = {
             "seq": seq,
-            "at": at,
+            "at": at_text,
             "event": item.event,
             "actor": item.actor,
             "subject": item.subject,
             "details": item.details,
             "prev": prev,
         }
-        row["hash"] = prev = entry_hash(row)
-        rows.append(row)
+        prev = hashlib.sha256(canonical_json(hashed)).hexdigest()
+        rows.append({**hashed, "at": at, "hash": prev})
     session.execute(insert(AuditEntry), rows)
 
 
@@ -191,18 +192,16 @@ def timestamp(moment: datetime) -> str:
 
 def canonical(entry: dict[str, Any]) -> bytes:
     """The RFC 8785 canonical JSON of an entry's hashed fields."""
-    return bytes(
-        rfc8785.dumps(
-            {
-                "seq": entry["seq"],
-                "at": timestamp(entry["at"]) if isinstance(entry["at"], datetime) else entry["at"],
-                "event": entry["event"],
-                "actor": entry["actor"],
-                "subject": entry["subject"],
-                "details": entry["details"],
-                "prev": entry["prev"],
-            }
-        )
+    return canonical_json(
+        {
+            "seq": entry["seq"],
+            "at": timestamp(entry["at"]) if isinstance(entry["at"], datetime) else entry["at"],
+            "event": entry["event"],
+            "actor": entry["actor"],
+            "subject": entry["subject"],
+            "details": entry["details"],
+            "prev": entry["prev"],
+        }
     )
 
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from authority.agencies.models import Agency
 from authority.audit.trail import LICENCE_ISSUED, LICENCE_STATUS, record
+from authority.canonical import canonical_json
 from authority.errors import AuthorityError, Conflict, InvalidInput, NotFound
 from authority.identity.identifiers import validate_resident_id, validate_uscc
-from authority.licences.canonical import canonical_json
 from authority.licences.models import Licence, LicenceCounter, LicenceEvent, LicenceType
 from authority.licences.schemas import check_data, check_schema
 
@@ -298,21 +298,31 @@ def issue_licences(
             "issued_by": actor,
             "pdf": None,
         }
-        licence = Licence(**values)
-        licence.document = document_bytes(issuer, licence, item.licence_type, agency)
-        licence.seal, licence.seal_certificate_id = sealer.seal_document(licence.document, now)
-        licence.qr_payload = sealer.qr_payload(licence, item.licence_type, agency)
-        values.update(
-            document=licence.document,
-            seal=licence.seal,
-            seal_certificate_id=licence.seal_certificate_id,
-            qr_payload=licence.qr_payload,
-        )
+        licence = _unsaved(values)
+        document = document_bytes(issuer, licence, item.licence_type, agency)
+        seal, seal_certificate_id = sealer.seal_document(document, now)
+        values.update(document=document, seal=seal, seal_certificate_id=seal_certificate_id)
+        values["qr_payload"] = sealer.qr_payload(licence, item.licence_type, agency)
+        licence.__dict__.update(values)
         rows.append(values)
         record(session, LICENCE_ISSUED, actor, licence.id, {"number": licence.number})
         issued.append(licence)
     _store(session, issued, rows, actor, now)
     return issued
+
+
+def _unsaved(values: dict[str, Any]) -> Licence:
+    """A new Licence holding ``values`` as its attributes, made as the ORM makes the objects
+    it loads (state, then ``__dict__``): ``Licence(**values)`` would record a change event
+    per attribute, bookkeeping that ``_store`` discards at once (the rows are INSERTed by
+    Core and the objects attached as already stored): a tenth of its cost, 19 columns.
+    """
+    licence: Licence = _LICENCE_CLASS.new_instance()
+    licence.__dict__.update(values)
+    return licence
+
+
+_LICENCE_CLASS = inspect(Licence).class_manager
 
 
 def _store(

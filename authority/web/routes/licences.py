@@ -74,8 +74,12 @@ class ReasonIn(BaseModel):
 
 
 def _agency(session: Session, token: AccessToken) -> Agency:
-    client = session.query(OAuthClient).filter_by(client_id=token.client_id).one_or_none()
-    agency = session.get(Agency, client.agency_id) if client and client.agency_id else None
+    # One query for the client's agency (none if the client is gone or acts for none).
+    agency = session.scalar(
+        select(Agency)
+        .join(OAuthClient, OAuthClient.agency_id == Agency.id)
+        .where(OAuthClient.client_id == token.client_id)
+    )
     if agency is None:
         raise Forbidden("this client acts for no agency")
     return agency
@@ -106,19 +110,16 @@ def describe(
 
 
 def describe_all(issuer: str, session: Session, licences: list[Licence]) -> list[dict[str, Any]]:
-    """The representations of ``licences``, loading each type and agency once."""
-    types = {
-        t.id: t
-        for t in session.scalars(
-            select(LicenceType).where(LicenceType.id.in_({lic.type_id for lic in licences}))
-        )
-    }
-    agencies = {
-        a.id: a
-        for a in session.scalars(
-            select(Agency).where(Agency.id.in_({lic.agency_id for lic in licences}))
-        )
-    }
+    """The representations of ``licences``, with each type and agency taken once from the
+    unit of work (``Session.get``: no query when issuance or the caller's check already
+    loaded it, as for every licence just issued)."""
+    types: dict[int, LicenceType] = {}
+    agencies: dict[int, Agency] = {}
+    for lic in licences:
+        if lic.type_id not in types:
+            types[lic.type_id] = session.get_one(LicenceType, lic.type_id)
+        if lic.agency_id not in agencies:
+            agencies[lic.agency_id] = session.get_one(Agency, lic.agency_id)
     return [describe(issuer, lic, types[lic.type_id], agencies[lic.agency_id]) for lic in licences]
 
 

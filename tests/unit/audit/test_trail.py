@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
 import pytest
+import rfc8785
 from asn1crypto import cms
 from cryptography import x509
 from sqlalchemy import delete, select, update
@@ -60,6 +62,22 @@ def test_committed_events_form_a_chain(database: Database) -> None:
     assert all(r.hash == entry_hash(as_dict(r)) for r in rows)
     assert rows[1].details == {"n": 1, "ok": True}
     assert rows[1].actor == "operator:alice"
+
+
+def test_an_entry_hash_is_sha256_of_the_rfc8785_form_of_its_fields(database: Database) -> None:
+    details = {"名称": '张三 \u2028 "quoted"', "list": [1, -(2**53) + 1, None, {"b": [], "a": ""}]}
+    with database.transaction() as session:
+        record(session, "test.event", "operator:alice", "thing:é", details)
+        record(session, "test.event", "client:x", "thing:2")
+    with database.session() as session:
+        rows = list(entries(session))
+    prev = GENESIS
+    for row in rows:
+        fields = as_dict(row) | {"prev": prev}
+        del fields["hash"]
+        prev = hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
+        assert row.hash == prev
+    assert rows[0].details == details
 
 
 def test_a_rolled_back_change_leaves_no_entry(database: Database) -> None:

@@ -1,8 +1,8 @@
-"""RFC 8785 JSON Canonicalization Scheme for licence documents, with a fast path.
+"""RFC 8785 JSON Canonicalization Scheme with a fast path: licence documents, audit entries.
 
 :func:`canonical_json` gives exactly ``rfc8785.dumps``'s bytes. Licence
-documents hold only strings, integers, booleans, null, arrays and objects;
-for those, RFC 8785 output is what the standard library's C encoder writes
+documents and audit entries hold only strings, integers, booleans, null,
+arrays and objects; for those, RFC 8785 output is what the standard library's C encoder writes
 with sorted keys, no whitespace and no ASCII escaping, provided that:
 
 - no number is a float (RFC 8785 §3.2.2.3 uses ECMAScript's number form) or

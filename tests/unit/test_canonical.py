@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import rfc8785
 
-from authority.licences.canonical import canonical_json
+from authority.canonical import canonical_json
 
 DOCUMENTS: list[Any] = [
     {"b": 1, "a": [True, False, None], "c": {"z": "", "y": -(2**53) + 1, "x": 2**53 - 1}},
