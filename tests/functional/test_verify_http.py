@@ -121,7 +121,14 @@ def test_the_lean_route_answers_the_report_built_directly(
     wrong_method = client.get(VERIFY)
     assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
     assert wrong_method.headers["content-type"] == "application/problem+json"
-    assert 'route="/api/v1/verify",status="200"' in client.get("/metrics").text
+    landing = "/" + url.split("/", 3)[3]  # the landing page (/V/ in a QR): lean, not documented
+    page = client.get(landing)
+    assert page.status_code == 200 and 'data-verdict="VALID"' in page.text
+    assert "/v/{payload}" not in client.get("/openapi.json").json()["paths"]
+    assert client.head(landing).status_code == 405  # GET only, as before
+    metrics = client.get("/metrics").text
+    assert 'route="/api/v1/verify",status="200"' in metrics
+    assert f'route="{landing[:3]}{{payload}}",status="200"' in metrics
 
 
 def test_an_oversized_request_is_refused_before_it_is_read(
