@@ -27,9 +27,10 @@ cached elsewhere without a time limit, bounded in size.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -68,10 +69,10 @@ class StatusCache:
         self._lock = threading.Lock()
         self._pki: tuple[float, object] | None = None
         self._licences: OrderedDict[str, tuple[float, object]] = OrderedDict()
-        # (expiry, number) in the order statuses were read, hence of expiry; and the
-        # numbers answered from memory since their status was read.
-        self._expiries: deque[tuple[float, str]] = deque()
+        # The numbers answered from memory since their status was read, and the same
+        # as a heap of (expiry, number): the next to expire first.
         self._reused: set[str] = set()
+        self._reused_by_expiry: list[tuple[float, str]] = []
         # Counts clears: a read that began before one is returned but not kept,
         # so a change committed here while another thread read is never hidden.
         self._generation = 0
@@ -105,7 +106,9 @@ class StatusCache:
             entry, generation = self._licences.get(number), self._generation
             if entry is not None and entry[0] > now:
                 self._licences.move_to_end(number)
-                self._reused.add(number)
+                if number not in self._reused:
+                    self._reused.add(number)
+                    heapq.heappush(self._reused_by_expiry, (entry[0], number))
                 return cast(T, entry[1])
             others = [] if load_many is None else self._expiring(now, number)
         if load_many is not None and others:
@@ -123,16 +126,12 @@ class StatusCache:
 
     def _expiring(self, now: float, number: str) -> list[str]:
         """Numbers other than ``number`` kept, used again, and expiring within ttl / 2."""
-        soon, chosen = now + self._ttl / 2, list[str]()
-        while self._expiries and self._expiries[0][0] <= soon and len(chosen) < READ_AT_ONCE - 1:
-            expiry, other = self._expiries.popleft()
+        soon, chosen, heap = now + self._ttl / 2, list[str](), self._reused_by_expiry
+        while heap and heap[0][0] <= soon and len(chosen) < READ_AT_ONCE - 1:
+            expiry, other = heapq.heappop(heap)
             entry = self._licences.get(other)
-            if (
-                entry is not None
-                and entry[0] == expiry
-                and other in self._reused
-                and other != number
-            ):
+            # Not kept any more, or read again since (then pushed again if used again).
+            if entry is not None and entry[0] == expiry and other != number:
                 chosen.append(other)
         return chosen
 
@@ -145,19 +144,23 @@ class StatusCache:
         expiry = now + self._ttl
         self._licences[number] = (expiry, value)
         self._licences.move_to_end(number)
-        self._expiries.append((expiry, number))
         while len(self._licences) > self._max_licences:
             self._reused.discard(self._licences.popitem(last=False)[0])
-        while len(self._expiries) > 2 * self._max_licences:
-            self._expiries.popleft()
+        if len(self._reused_by_expiry) > 2 * self._max_licences:  # drop what is stale
+            self._reused_by_expiry = [
+                (expiry, n)
+                for expiry, n in self._reused_by_expiry
+                if n in self._reused and self._licences.get(n, (None,))[0] == expiry
+            ]
+            heapq.heapify(self._reused_by_expiry)
 
     def clear(self) -> None:
         """Forget everything: the next verification reads the database."""
         with self._lock:
             self._pki = None
             self._licences.clear()
-            self._expiries.clear()
             self._reused.clear()
+            self._reused_by_expiry.clear()
             self._generation += 1
 
     def changed(self, written: set[type[Any]]) -> None:

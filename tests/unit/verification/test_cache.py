@@ -109,3 +109,25 @@ def test_a_read_also_refreshes_statuses_used_again_that_are_about_to_expire() ->
     assert len(batches) == 1
     cache.clear()
     assert cache.licence("B", lambda: "B after a clear", many) == "B after a clear"
+
+
+def test_a_status_used_again_only_after_a_nearby_read_is_read_along_later() -> None:
+    clock, batches = Clock(), []
+    cache = StatusCache(ttl=2.0, clock=clock)
+
+    def many(numbers: Sequence[str]) -> dict[str, str]:
+        batches.append(list(numbers))
+        return {n: f"{n} at {clock.now}" for n in numbers}
+
+    for number in ("A", "D"):
+        cache.licence(number, lambda n=number: f"{n} first", many)
+    clock.now = 50.5
+    cache.licence("B", lambda: "B first", many)
+    clock.now = 52.0  # B expires within the second but was not used again: not read along
+    assert cache.licence("A", lambda: "A alone", many) == "A alone"
+    clock.now = 52.1
+    assert cache.licence("B", lambda: "not read", many) == "B first"  # used again now
+    clock.now = 52.4
+    assert cache.licence("D", lambda: "D alone", many) == "D at 52.4"
+    assert batches == [["D", "B"]]
+    assert cache.licence("B", lambda: "not read", many) == "B at 52.4"
