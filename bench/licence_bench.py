@@ -75,6 +75,7 @@ from harness import (
     BenchFailure,
     authority_command,
     available_cores,
+    cpu_seconds,
     fmt_rate,
     free_port,
     log_tail,
@@ -103,15 +104,6 @@ REQUEST_TIMEOUT = 120.0  # a batch of 1,000 on a slow machine
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:

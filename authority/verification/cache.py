@@ -15,17 +15,23 @@ and the licence's status in the register; reading both was most of its cost.
   (``status_as_of``, and the ``certificate-status`` check's wording).
 
 Only successful look-ups are kept: a licence number the register does not
-hold is looked up every time. Immutable things (parsed certificates,
+hold is looked up every time. When a licence's status must be read, the
+statuses kept for other licences that were verified again since they were read
+and expire within half of :data:`STATUS_TTL` are read in the same query (at
+most :data:`READ_AT_ONCE`): a set of licences verified over and over costs one
+query every couple of seconds rather than one per licence, and no status is
+ever older than :data:`STATUS_TTL`. Immutable things (parsed certificates,
 validated paths, what a sealed licence states, verified QR signatures) are
 cached elsewhere without a time limit, bounded in size.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from authority.agencies.models import Agency
@@ -35,6 +41,8 @@ from authority.pki.models import CertificateRecord
 #: The longest a change committed by another process goes unseen, in seconds.
 STATUS_TTL = 2.0
 MAX_LICENCES = 20_000
+#: The most licences whose status one read fetches (the one asked for included).
+READ_AT_ONCE = 500
 
 T = TypeVar("T")
 
@@ -61,6 +69,10 @@ class StatusCache:
         self._lock = threading.Lock()
         self._pki: tuple[float, object] | None = None
         self._licences: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        # The numbers answered from memory since their status was read, and the same
+        # as a heap of (expiry, number): the next to expire first.
+        self._reused: set[str] = set()
+        self._reused_by_expiry: list[tuple[float, str]] = []
         # Counts clears: a read that began before one is returned but not kept,
         # so a change committed here while another thread read is never hidden.
         self._generation = 0
@@ -78,32 +90,77 @@ class StatusCache:
                 self._pki = (now + self._ttl, value)
         return value
 
-    def licence(self, number: str, load: Callable[[], T | None]) -> T | None:
-        """Licence ``number``'s register row: kept, else ``load()``-ed (None is not kept)."""
+    def licence(
+        self,
+        number: str,
+        load: Callable[[], T | None],
+        load_many: Callable[[Sequence[str]], dict[str, T]] | None = None,
+    ) -> T | None:
+        """Licence ``number``'s register row: kept, else ``load()``-ed (None is not kept).
+
+        With ``load_many`` (the rows of the numbers given that the register holds), a
+        read also refreshes the kept rows about to expire that were used again.
+        """
         now = self._clock()
         with self._lock:
             entry, generation = self._licences.get(number), self._generation
             if entry is not None and entry[0] > now:
                 self._licences.move_to_end(number)
+                if number not in self._reused:
+                    self._reused.add(number)
+                    heapq.heappush(self._reused_by_expiry, (entry[0], number))
                 return cast(T, entry[1])
-        value = load()
+            others = [] if load_many is None else self._expiring(now, number)
+        if load_many is not None and others:
+            found = load_many([number, *others])
+            value = found.get(number)
+        else:
+            found, value = {}, load()
         with self._lock:
             if generation != self._generation:
                 return value
-            if value is None:
-                self._licences.pop(number, None)
-                return None
-            self._licences[number] = (now + self._ttl, value)
-            self._licences.move_to_end(number)
-            while len(self._licences) > self._max_licences:
-                self._licences.popitem(last=False)
+            for other in others:
+                self._keep(other, found.get(other), now)
+            self._keep(number, value, now)
         return value
+
+    def _expiring(self, now: float, number: str) -> list[str]:
+        """Numbers other than ``number`` kept, used again, and expiring within ttl / 2."""
+        soon, chosen, heap = now + self._ttl / 2, list[str](), self._reused_by_expiry
+        while heap and heap[0][0] <= soon and len(chosen) < READ_AT_ONCE - 1:
+            expiry, other = heapq.heappop(heap)
+            entry = self._licences.get(other)
+            # Not kept any more, or read again since (then pushed again if used again).
+            if entry is not None and entry[0] == expiry and other != number:
+                chosen.append(other)
+        return chosen
+
+    def _keep(self, number: str, value: object | None, now: float) -> None:
+        """Keep ``value`` read at ``now`` for ``number`` (forget it if None); lock held."""
+        self._reused.discard(number)
+        if value is None:
+            self._licences.pop(number, None)
+            return
+        expiry = now + self._ttl
+        self._licences[number] = (expiry, value)
+        self._licences.move_to_end(number)
+        while len(self._licences) > self._max_licences:
+            self._reused.discard(self._licences.popitem(last=False)[0])
+        if len(self._reused_by_expiry) > 2 * self._max_licences:  # drop what is stale
+            self._reused_by_expiry = [
+                (expiry, n)
+                for expiry, n in self._reused_by_expiry
+                if n in self._reused and self._licences.get(n, (None,))[0] == expiry
+            ]
+            heapq.heapify(self._reused_by_expiry)
 
     def clear(self) -> None:
         """Forget everything: the next verification reads the database."""
         with self._lock:
             self._pki = None
             self._licences.clear()
+            self._reused.clear()
+            self._reused_by_expiry.clear()
             self._generation += 1
 
     def changed(self, written: set[type[Any]]) -> None:

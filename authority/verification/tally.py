@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from authority.account.models import VerificationDay
 from authority.db.session import Database
@@ -34,31 +35,45 @@ Counts = dict[tuple[str, date], tuple[int, datetime]]
 
 def write_counts(session: Session, counts: Counts) -> int:
     """Add ``counts`` to the stored daily counts; numbers not in the register are ignored."""
-    numbers = {number for number, _ in counts}
-    found = session.execute(select(Licence.number, Licence.id).where(Licence.number.in_(numbers)))
+    connection = session.connection()
+    found = connection.execute(_IDS, {"numbers": list({number for number, _ in counts})})
     ids = {number: licence_id for number, licence_id in found}
     rows = [
         {"licence_id": ids[number], "day": day, "count": count, "last_at": last}
         for (number, day), (count, last) in counts.items()
         if number in ids
     ]
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(VerificationDay).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["licence_id", "day"],
-        set_={
-            "count": VerificationDay.count + statement.excluded.count,
-            "last_at": case(
-                (statement.excluded.last_at > VerificationDay.last_at, statement.excluded.last_at),
-                else_=VerificationDay.last_at,
-            ),
-        },
-    )
-    session.execute(statement)
+    if rows:
+        # One statement compiled once per dialect, run as one executemany (Core, not the
+        # ORM's bulk insert): a statement with 1,000 rows of VALUES compiled on every flush
+        # cost more than writing them.
+        connection.execute(_upsert(connection.dialect.name), rows)
     return len(rows)
+
+
+_IDS = select(Licence.number, Licence.id).where(
+    Licence.number.in_(bindparam("numbers", expanding=True))
+)
+_UPSERTS: dict[str, Executable] = {}
+
+
+def _upsert(dialect: str) -> Executable:
+    """INSERT ... ON CONFLICT (licence, day) DO UPDATE adding the count, for ``dialect``."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        upsert = insert(VerificationDay)
+        statement = _UPSERTS[dialect] = upsert.on_conflict_do_update(
+            index_elements=["licence_id", "day"],
+            set_={
+                "count": VerificationDay.count + upsert.excluded.count,
+                "last_at": case(
+                    (upsert.excluded.last_at > VerificationDay.last_at, upsert.excluded.last_at),
+                    else_=VerificationDay.last_at,
+                ),
+            },
+        )
+    return statement
 
 
 class VerificationTally:
@@ -80,6 +95,7 @@ class VerificationTally:
         self._pending: Counts = {}
         self._size = 0
         self._flushed_at = clock()
+        self._due = False  # a caller was told a flush is due, and none has begun since
 
     def record(self, number: str, at: datetime) -> None:
         """Count one online verification of licence ``number`` at ``at``; flush if due."""
@@ -88,19 +104,25 @@ class VerificationTally:
 
     def add(self, number: str, at: datetime) -> bool:
         """Count one online verification of licence ``number`` at ``at``; whether a
-        :meth:`flush` is due (the caller makes it, off an event loop)."""
+        :meth:`flush` is due (the caller makes it, off an event loop). Only one caller is
+        told until a flush begins, so concurrent requests do not start one each."""
         key = (number, at.date())
         with self._lock:
             count, last = self._pending.get(key, (0, at))
             self._pending[key] = (count + 1, max(last, at))
             self._size += 1
-            return self._size >= self.batch or self._clock() - self._flushed_at >= self.interval
+            if self._due or (
+                self._size < self.batch and self._clock() - self._flushed_at < self.interval
+            ):
+                return False
+            self._due = True
+            return True
 
     def flush(self) -> int:
         """Write what was counted in one transaction; the rows written (0 if none)."""
         with self._lock:
             taken, self._pending, self._size = self._pending, {}, 0
-            self._flushed_at = self._clock()
+            self._flushed_at, self._due = self._clock(), False
         if not taken:
             return 0
         try:

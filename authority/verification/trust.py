@@ -171,7 +171,9 @@ class TrustContext:
         if self.cache is None:
             row = self._status_row(number)
         else:
-            row = self.cache.licence(number, lambda: self._status_row(number))
+            # Others' statuses are read along only with a session (never from memory alone).
+            many = None if self.session is None else self._status_rows
+            row = self.cache.licence(number, lambda: self._status_row(number), many)
         if row is None:
             return None
         sealed = _sealed_parts.get(row.licence_id)
@@ -197,6 +199,10 @@ class TrustContext:
         row = self._session().connection().execute(_STATUS, {"number": number}).one_or_none()
         return None if row is None else _StatusRow(*row, read_at=self.as_of)
 
+    def _status_rows(self, numbers: Sequence[str]) -> dict[str, _StatusRow]:
+        rows = self._session().connection().execute(_STATUSES, {"numbers": list(numbers)})
+        return {row[6]: _StatusRow(*row[:6], read_at=self.as_of) for row in rows}
+
     def _load_sealed(self, licence_id: str) -> tuple[dict[str, Any], bytes]:
         licence, licence_type, agency = (
             self._session().execute(_REGISTERED, {"id": licence_id}).one()
@@ -221,6 +227,9 @@ _STATUS = select(
     Licence.issued_at,
     Licence.seal_certificate_id,
 ).where(Licence.number == bindparam("number"))
+_STATUSES = select(*_STATUS.selected_columns, Licence.number).where(
+    Licence.number.in_(bindparam("numbers", expanding=True))
+)
 _REGISTERED = (
     select(Licence, LicenceType, Agency)
     .join(LicenceType, LicenceType.id == Licence.type_id)

@@ -34,8 +34,9 @@ class LeanRoute:
     path: str
     method: str
     endpoint: Endpoint
-    #: The OpenAPI 3.1 operation object (summary, tags, requestBody, responses...).
-    operation: dict[str, Any] = field(default_factory=dict)
+    #: The OpenAPI 3.1 operation object (summary, tags, requestBody, responses...);
+    #: None for a page that /openapi.json does not describe.
+    operation: dict[str, Any] | None = field(default_factory=dict)
 
 
 class _Route(Route):
@@ -52,15 +53,17 @@ class _Route(Route):
 def install(app: FastAPI, routes: Sequence[LeanRoute]) -> None:
     """Serve ``routes`` ahead of every other route and describe them in ``/openapi.json``."""
     for lean in reversed(routes):
-        app.router.routes.insert(
-            0, _Route(lean.path, lean.endpoint, methods=[lean.method], name=lean.endpoint.__name__)
-        )
+        route = _Route(lean.path, lean.endpoint, methods=[lean.method], name=lean.endpoint.__name__)
+        route.methods = {lean.method}  # as FastAPI's: Starlette would add HEAD to a GET
+        app.router.routes.insert(0, route)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             for lean in routes:
+                if lean.operation is None:
+                    continue
                 # The operation id FastAPI would give it (fastapi.utils.generate_unique_id).
                 name = re.sub(r"\W", "_", lean.endpoint.__name__ + lean.path)
                 operation = {"operationId": f"{name}_{lean.method.lower()}"}

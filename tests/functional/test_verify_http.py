@@ -6,21 +6,27 @@ import io
 import re
 import time
 import zlib
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from authority.agencies.service import find_agency, revoke_seal, rotate_seal
+from authority.app import create_app
 from authority.bootstrap import pki_for
+from authority.config import Settings
 from authority.db.base import utcnow
 from authority.db.session import Database
 from authority.instance import Instance
 from authority.licences.sealing import AgencySealer
 from authority.pki.crl import RevocationReason
 from authority.seals.qr import PAYLOAD_ALPHABET, payload_of
+from authority.verification.report import Report
+from authority.verification.service import verify_qr_online
 from tests.functional.test_licences_http import _agency, _body
 
 VERIFY = "/api/v1/verify"
@@ -77,6 +83,70 @@ def test_a_fresh_licence_qr_is_valid(client: TestClient, agency: dict[str, str])
     assert report["signer"]["agency"] == "MOT"
     # The bare payload works as well as the URL.
     assert verify_qr(client, payload_of(licence["links"]["verify"]))["verdict"] == "VALID"
+
+
+def test_the_lean_route_answers_the_report_built_directly(
+    client: TestClient, agency: dict[str, str], instance: Instance
+) -> None:
+    """POST /api/v1/verify is served ahead of FastAPI's routing (authority/web/lean.py):
+    its body is, byte for byte, the JSON of the report ``verify_qr_online`` builds, and
+    it is still documented, labelled and refused with problem details."""
+    url = issue(client, agency)["links"]["verify"]
+    verify_qr(client, url)  # statuses read: the reports below come from the same reads
+
+    def direct() -> Report:
+        settings, cache = instance.settings, instance.verification_cache
+        return verify_qr_online(instance.database, settings.issuer, cache, url)
+
+    for _ in range(5):  # reports are to the second: take a pair within one second
+        before = direct()
+        response = client.post(VERIFY, json={"qr": url})
+        after = direct()
+        if before.as_dict() == after.as_dict():
+            break
+    expected = JSONResponse(after.as_dict())
+    assert response.status_code == 200
+    assert response.content == expected.body
+    assert response.headers["content-type"] == expected.headers["content-type"]
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert len(response.headers["x-request-id"]) == 16
+    operation = client.get("/openapi.json").json()["paths"][VERIFY]["post"]
+    assert operation["operationId"] == "verify_api_v1_verify_post"
+    assert set(operation["requestBody"]["content"]) == {
+        "application/json",
+        "multipart/form-data",
+    }
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["required"] == ["qr"]
+    wrong_method = client.get(VERIFY)
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+    assert wrong_method.headers["content-type"] == "application/problem+json"
+    landing = "/" + url.split("/", 3)[3]  # the landing page (/V/ in a QR): lean, not documented
+    page = client.get(landing)
+    assert page.status_code == 200 and 'data-verdict="VALID"' in page.text
+    assert "/v/{payload}" not in client.get("/openapi.json").json()["paths"]
+    assert client.head(landing).status_code == 405  # GET only, as before
+    metrics = client.get("/metrics").text
+    assert 'route="/api/v1/verify",status="200"' in metrics
+    assert f'route="{landing[:3]}{{payload}}",status="200"' in metrics
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(
+    settings: Settings, instance: Instance
+) -> None:
+    small = settings.model_copy(update={"max_body_bytes": 2048})
+    client = TestClient(create_app(small, instance))
+    body = b'{"qr": "' + b"A" * 4096 + b'"}'
+    declared = client.post(VERIFY, content=body, headers={"content-type": "application/json"})
+
+    def chunks() -> Iterator[bytes]:
+        yield from (body[i : i + 1024] for i in range(0, len(body), 1024))
+
+    streamed = client.post(VERIFY, content=chunks(), headers={"content-type": "application/json"})
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/problems/payload-too-large")
 
 
 def test_one_changed_character_is_never_valid(client: TestClient, agency: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -25,6 +25,7 @@ from authority.verification.service import (
 )
 from authority.verification.tally import VerificationTally
 from authority.web.deps import CurrentInstance
+from authority.web.lean import LeanRoute
 from authority.web.pages import render
 from authority.web.verify_view import report_view
 
@@ -108,82 +109,91 @@ async def presented(request: Request) -> Presented:
     )
 
 
-def check(
-    instance: Instance,
-    item: Presented,
-    tally: VerificationTally | None = None,
-    memory_tried: bool = False,
-) -> Report:
-    """Verify what was presented against this installation (online); ``tally`` counts it.
+def check(instance: Instance, item: Presented, memory_tried: bool = False) -> Report:
+    """Verify what was presented against this installation (online).
 
     ``memory_tried``: :func:`verify_qr_cached` could not answer this QR alone.
     """
     if item.qr is not None:
-        report = verify_qr_online(
+        return verify_qr_online(
             instance.database,
             instance.settings.issuer,
             instance.verification_cache,
             item.qr,
             memory_first=not memory_tried,
         )
-        if tally is not None:
-            count_verification(tally, report)
-        return report
     with instance.database.transaction(write=False) as session:
         context = online_context(
             session, instance.settings.issuer, now(), instance.verification_cache
         )
         if item.document is not None and item.seal is not None:
-            report = verify_document(context, item.document, item.seal, context.as_of)
-        elif item.file is not None:
-            report = verify_file(context, item.file, context.as_of)
-        else:
-            raise InvalidInput("present a QR code's text, a file, or a document with its seal")
-    if tally is not None:
-        count_verification(tally, report)
-    return report
+            return verify_document(context, item.document, item.seal, context.as_of)
+        if item.file is not None:
+            return verify_file(context, item.file, context.as_of)
+        raise InvalidInput("present a QR code's text, a file, or a document with its seal")
 
 
-def count_verification(tally: VerificationTally, report: Report) -> None:
-    """Count the verification of the licence the report names (in memory; see tally.py)."""
+def count_verification(tally: VerificationTally, report: Report) -> bool:
+    """Count the verification of the licence the report names (in memory; see tally.py);
+    whether the counts are due to be written."""
     number = (report.licence or {}).get("number")
-    if isinstance(number, str):
-        tally.record(number, report.verified_at)
+    return isinstance(number, str) and tally.add(number, report.verified_at)
 
 
 async def verified(instance: Instance, item: Presented, tally: VerificationTally) -> Report:
     """The report on ``item``, counted: on the event loop when memory can answer a QR
     alone (no database, no thread hand-off), else in the thread pool."""
+    report = None
     if item.qr is not None:
         report = verify_qr_cached(
             instance.settings.issuer, instance.verification_cache, item.qr, now()
         )
-        if report is not None:
-            number = (report.licence or {}).get("number")
-            if isinstance(number, str) and tally.add(number, report.verified_at):
-                await run_in_threadpool(tally.flush)
-            return report
-    return await run_in_threadpool(check, instance, item, tally, item.qr is not None)
+    if report is None:
+        report = await run_in_threadpool(check, instance, item, item.qr is not None)
+    if count_verification(tally, report):
+        await run_in_threadpool(tally.flush)
+    return report
 
 
-@router.post(
-    "/api/v1/verify",
-    summary="Verify a licence (QR text, PDF, photo of its QR, or document + seal)",
-    openapi_extra=VERIFY_BODY,
-)
-async def verify(request: Request, instance: CurrentInstance) -> JSONResponse:
+async def landing(request: Request) -> Response:
+    """The page a phone camera opens from the QR: one verdict, then the details."""
+    item = Presented(qr=request.path_params["payload"])
+    report = await verified(request.app.state.instance, item, request.app.state.verification_tally)
+    return render(request, "verify_report.html", report_view(report))
+
+
+async def verify(request: Request) -> Response:
     """The verification report; 200 whatever the verdict, 4xx only for unusable requests."""
     item = await presented(request)
-    report = await verified(instance, item, request.app.state.verification_tally)
+    report = await verified(request.app.state.instance, item, request.app.state.verification_tally)
     return JSONResponse(report.as_dict(), headers={"Cache-Control": "no-store"})
 
 
-@router.get("/v/{payload:path}", include_in_schema=False)
-@router.get("/V/{payload:path}", include_in_schema=False)
-async def landing(payload: str, request: Request, instance: CurrentInstance) -> HTMLResponse:
-    """The page a phone camera opens from the QR: one verdict, then the details."""
-    report = await verified(instance, Presented(qr=payload), request.app.state.verification_tally)
-    return render(request, "verify_report.html", report_view(report))
+#: Served ahead of FastAPI's routing (authority/web/lean.py): public verification is the
+#: busiest endpoint, and FastAPI's matching and dependency solving cost more than a QR
+#: verification that memory answers. Multipart uploads take the same route; the QR's
+#: landing page (not in /openapi.json) is as busy.
+LEAN_ROUTES = [
+    LeanRoute(
+        "/api/v1/verify",
+        "POST",
+        verify,
+        {
+            "tags": ["verification"],
+            "summary": "Verify a licence (QR text, PDF, photo of its QR, or document + seal)",
+            "description": verify.__doc__,
+            **VERIFY_BODY,
+            "responses": {
+                "200": {
+                    "description": "Successful Response",
+                    "content": {"application/json": {"schema": {}}},
+                }
+            },
+        },
+    ),
+    LeanRoute("/v/{payload:path}", "GET", landing, None),
+    LeanRoute("/V/{payload:path}", "GET", landing, None),
+]
 
 
 @router.get("/verify", include_in_schema=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from authority.agencies.models import Agency
 from authority.licences.models import Licence
 from authority.oidc.models import OAuthClient
@@ -77,3 +79,55 @@ def test_a_read_overtaken_by_a_change_here_is_not_kept() -> None:
     assert cache.licence("A", lambda: "revoked") == "revoked"
     assert cache.pki(lambda: read_during_a_commit("before")) == "before"
     assert cache.pki(lambda: "after") == "after"
+
+
+def test_a_read_also_refreshes_statuses_used_again_that_are_about_to_expire() -> None:
+    clock, batches = Clock(), []
+    cache = StatusCache(ttl=2.0, clock=clock)
+
+    def many(numbers: Sequence[str]) -> dict[str, str]:
+        batches.append(list(numbers))
+        return {n: f"{n} at {clock.now}" for n in numbers if n != "GONE"}
+
+    for number in ("A", "B", "C", "GONE"):  # nothing kept is expiring: each read alone
+        assert cache.licence(number, lambda n=number: f"{n} first", many) == f"{number} first"
+    clock.now += 0.5
+    assert cache.licence("A", lambda: "not read", many) == "A first"  # used again
+    assert cache.licence("GONE", lambda: "not read", many) == "GONE first"
+    clock.now += 1.6
+    # B's status must be read: A's and GONE's (used again, about to expire) are read with
+    # it, C's (not used again) is not; a number the register no longer holds is forgotten.
+    assert cache.licence("B", lambda: "B alone", many) == "B at 52.1"
+    assert batches == [["B", "A", "GONE"]]
+    assert cache.licence("A", lambda: "not read", many) == "A at 52.1"
+    assert cache.licence("C", lambda: "C alone", many) == "C alone"
+    assert cache.licence("GONE", lambda: None, many) is None
+    clock.now += 1.999
+    assert cache.licence("A", lambda: "not read", many) == "A at 52.1"
+    clock.now += 0.002  # never older than the ttl, however it was read
+    assert cache.licence("A", lambda: "A alone", many) == "A alone"  # no other used again
+    assert len(batches) == 1
+    cache.clear()
+    assert cache.licence("B", lambda: "B after a clear", many) == "B after a clear"
+
+
+def test_a_status_used_again_only_after_a_nearby_read_is_read_along_later() -> None:
+    clock, batches = Clock(), []
+    cache = StatusCache(ttl=2.0, clock=clock)
+
+    def many(numbers: Sequence[str]) -> dict[str, str]:
+        batches.append(list(numbers))
+        return {n: f"{n} at {clock.now}" for n in numbers}
+
+    for number in ("A", "D"):
+        cache.licence(number, lambda n=number: f"{n} first", many)
+    clock.now = 50.5
+    cache.licence("B", lambda: "B first", many)
+    clock.now = 52.0  # B expires within the second but was not used again: not read along
+    assert cache.licence("A", lambda: "A alone", many) == "A alone"
+    clock.now = 52.1
+    assert cache.licence("B", lambda: "not read", many) == "B first"  # used again now
+    clock.now = 52.4
+    assert cache.licence("D", lambda: "D alone", many) == "D at 52.4"
+    assert batches == [["D", "B"]]
+    assert cache.licence("B", lambda: "not read", many) == "B at 52.4"

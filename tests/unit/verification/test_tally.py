@@ -58,3 +58,10 @@ def test_counts_flush_when_the_interval_has_passed(instance: Instance, database:
     now[0] = 5.0
     tally.record(number, AT)
     assert _stored(database) == [("2026-12-01", 2, AT)]
+
+
+def test_one_caller_is_told_a_flush_is_due_until_one_begins(database: Database) -> None:
+    tally = VerificationTally(database, interval=3600, batch=2, clock=lambda: 0.0)
+    assert [tally.add("FORGED-2026-000001", AT) for _ in range(4)] == [False, True, False, False]
+    assert tally.flush() == 0  # a number the register does not hold is never written
+    assert [tally.add("FORGED-2026-000001", AT) for _ in range(3)] == [False, True, False]
