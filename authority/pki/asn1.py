@@ -99,3 +99,29 @@ def der_children(contents: bytes) -> list[tuple[int, bytes]]:
         tag, body, offset = der_read(contents, offset)
         children.append((tag, body))
     return children
+
+
+def check_strict_der(data: bytes, offset: int = 0, end: int | None = None, depth: int = 0) -> int:
+    """Raise ValueError unless ``data[offset:end]`` is one element in strict DER form;
+    return the offset after it.
+
+    X.690 §10.1: definite lengths in the fewest octets; every constructed
+    element's contents are exactly its elements, with no octet before, between or
+    after them (BER readers, asn1crypto among them, skip what a signature does
+    not cover, such as octets a changed length lets in). Primitive contents are
+    not read.
+    """
+    if depth > 64:
+        raise ValueError("DER nested too deeply")
+    tag, start, stop = der_span(data, offset, end)
+    if tag == 0:  # X.690 §8.1.5: end-of-contents octets belong to BER's indefinite form
+        raise ValueError("end-of-contents octets in DER")
+    size = stop - start
+    header = start - offset
+    if header != (2 if size < 0x80 else 2 + (size.bit_length() + 7) // 8):
+        raise ValueError("DER length not in its shortest form")
+    if tag & 0x20:  # constructed: its contents are elements, end to end
+        child = start
+        while child < stop:
+            child = check_strict_der(data, child, stop, depth + 1)
+    return stop

@@ -234,5 +234,55 @@ def test_a_changed_cms_version_is_never_valid(
         assert report.verdict is Verdict.INVALID, offset
 
 
+SHA256_WITH_NULL = bytes.fromhex("300d06096086480165030402010500")  # AlgorithmIdentifier
+
+
+def test_unsigned_octets_of_the_cms_are_held_to_what_we_write(
+    instance: Instance, database: Database, issued: Issued
+) -> None:
+    # Single bit flips that once passed: a digest algorithm's NULL parameters turned
+    # into another empty value (outside the signature in digestAlgorithms and in each
+    # SignerInfo), and the ContentInfo's length stretched over the zero padding.
+    start, end = _contents_span(issued.pdf)
+    contents = bytes.fromhex(issued.pdf[start:end].decode())
+    nulls = [m.start() + 13 for m in re.finditer(re.escape(SHA256_WITH_NULL), contents)]
+    assert len(nulls) >= 2  # at least the seal's listed digest and its signer's
+    assert contents[:2] == b"\x30\x82"
+    stretched = bytearray(contents)
+    stretched[2] += 1  # 256 octets longer: into the zero padding
+    mutations = {"ContentInfo length": stretched}
+    for offset in nulls:
+        changed = bytearray(contents)
+        changed[offset] ^= 0x02  # NULL (05 00) -> ObjectDescriptor (07 00)
+        mutations[f"parameters at {offset}"] = changed
+    for name, mutated in mutations.items():
+        pdf = issued.pdf[:start] + bytes(mutated).hex().upper().encode() + issued.pdf[end:]
+        assert _verdict_file(instance, database, pdf) is Verdict.INVALID, name
+
+
+def test_a_name_spelt_in_another_case_is_never_valid(
+    instance: Instance, database: Database, issued: Issued
+) -> None:
+    # A SignerInfo names its certificate by issuer and serial number, outside the
+    # signature; names match case-insensitively (RFC 5280 §7.1), so a re-cased issuer
+    # once still found the certificate. Every name in both artefacts is tried.
+    def recased(der: bytes) -> Iterator[bytes]:
+        for match in re.finditer(rb"[A-Za-z][A-Za-z ]{7,}", der):
+            changed = bytearray(der)
+            changed[match.start()] ^= 0x20
+            yield bytes(changed)
+
+    start, end = _contents_span(issued.pdf)
+    contents = bytes.fromhex(issued.pdf[start:end].decode())
+    for mutated in recased(contents):
+        pdf = issued.pdf[:start] + mutated.hex().upper().encode() + issued.pdf[end:]
+        assert _verdict_file(instance, database, pdf) is Verdict.INVALID
+    for seal in recased(issued.seal):
+        with database.transaction(write=False) as session:
+            context = online_context(session, instance.settings.issuer, utcnow())
+            report = verify_document(context, issued.document, seal, context.as_of)
+        assert report.verdict is Verdict.INVALID
+
+
 def test_payload_round_trip_is_exact(issued: Issued) -> None:
     assert payload_of(issued.payload) == issued.payload
