@@ -131,6 +131,7 @@ class _Issuing:
             refresh_expires_at=expires_at,
             dpop_jkt=provider.dpop.jkt if provider.dpop else None,
             refresh_scopes=refresh_scopes,
+            signing_key=provider.cache.signing_key(provider.session) if provider.cache else None,
         )
 
 

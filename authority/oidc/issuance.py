@@ -24,7 +24,13 @@ from sqlalchemy.orm import Session
 from authority.account.history import record_release
 from authority.identity.models import Citizen, LoginSession
 from authority.oidc.clients import ClientSecretKey
-from authority.oidc.models import AuthorizationCode, OAuthClient, RefreshToken, RevokedToken
+from authority.oidc.models import (
+    AuthorizationCode,
+    OAuthClient,
+    RefreshToken,
+    RevokedToken,
+    SigningKey,
+)
 from authority.oidc.sectors import sector_of_uri
 from authority.oidc.tokens import (
     TOKEN_PURPOSE,
@@ -107,12 +113,17 @@ def issue_tokens(
     refresh_expires_at: datetime | None = None,
     dpop_jkt: str | None = None,
     refresh_scopes: Sequence[str] | None = None,
+    signing_key: SigningKey | None = None,
 ) -> IssuedTokens:
     """Access token, ID token (with ``openid``) and, with ``refresh``, a refresh token.
 
     ``refresh_scopes``: what the new refresh token keeps (RFC 6749 §6: the original
-    grant's scopes, even when this access token was narrowed).
+    grant's scopes, even when this access token was narrowed). ``signing_key``: the
+    token-signing key, if the caller holds it (else it is read).
     """
+    signing_key = signing_key or current_signing_key(session, TOKEN_PURPOSE)
+    if signing_key is None:
+        raise SigningKeyMissing("no token-signing key exists: run `authority init`")
     client = authorized.client
     subject = pairwise_subject(key, client, authorized.citizen)
     jti = secrets.token_urlsafe(16)
@@ -130,6 +141,7 @@ def issue_tokens(
         scopes=authorized.scopes,
         now=now,
         extra=extra,
+        key=signing_key,
     )
     response: dict[str, Any] = {
         "access_token": access,
@@ -146,6 +158,7 @@ def issue_tokens(
             authorized=authorized,
             access_token=access,
             now=now,
+            key=signing_key,
         )
     issued = IssuedTokens(response, jti, now + timedelta(seconds=lifetime))
     # The person's data history (account page): which portal received which scopes.
@@ -191,9 +204,11 @@ def id_token(
     authorized: Authorized,
     access_token: str,
     now: datetime,
+    key: SigningKey | None = None,
 ) -> str:
-    """A signed ID token (OIDC Core §2) for ``authorized``."""
-    key = current_signing_key(session, TOKEN_PURPOSE)
+    """A signed ID token (OIDC Core §2) for ``authorized`` (signed with ``key``, else
+    the current token-signing key)."""
+    key = key or current_signing_key(session, TOKEN_PURPOSE)
     if key is None:
         raise SigningKeyMissing("no token-signing key exists: run `authority init`")
     issued = int(now.timestamp())
