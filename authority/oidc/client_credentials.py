@@ -97,6 +97,7 @@ def token_from_memory(
         client.auth_method != method  # only the registered method authenticates
         or not secret_key.matches(secret, client.secret_hash)
         or GRANT_TYPE not in client.grant_types
+        or client.require_dpop  # refused by the full path (RFC 9449 §5.2)
     ):
         return None
     try:

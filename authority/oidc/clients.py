@@ -174,6 +174,12 @@ def register_client(
     # RFC 6749 §4.4: client_credentials MUST only be used by confidential clients.
     if auth_method == "none" and "client_credentials" in grants:
         raise InvalidInput("a public client (auth method none) cannot use client_credentials")
+    # RFC 9449 §5.2: such a client gets DPoP-bound tokens only; client-credentials tokens
+    # are for the licence API, which takes Bearer tokens (docs/oidc.md, DPoP).
+    if require_dpop and "client_credentials" in grants:
+        raise InvalidInput(
+            "--require-dpop is for the authorization_code grant, not client_credentials"
+        )
     allowed = list(dict.fromkeys(scopes)) or (
         ["openid", "profile"] if "authorization_code" in grants else []
     )

@@ -142,6 +142,10 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
         """Authenticate the client, then refuse any scope it may not have (§3.3)."""
         super().validate_token_request()
         client: Client = self.request.client
+        if client.record.require_dpop:
+            # RFC 9449 §5.2: a client registered for DPoP-bound tokens gets no other kind,
+            # and client-credentials tokens are Bearer tokens here.
+            raise InvalidRequestError(description="this client must use DPoP-bound tokens")
         requested = scope_tokens(self.request.payload.scope)
         refused = [s for s in requested if s not in client.record.scopes]
         if refused:

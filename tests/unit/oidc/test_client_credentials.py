@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import jwt
 import pytest
+from sqlalchemy import select
 from starlette.datastructures import Headers
 
 from authority.agencies.models import Agency
@@ -24,6 +25,7 @@ from authority.db.session import Database
 from authority.instance import Instance
 from authority.oidc.client_credentials import token_from_memory
 from authority.oidc.clients import register_agency_client, register_client
+from authority.oidc.models import OAuthClient
 from authority.oidc.server import AuthorityServer, Provider
 from authority.oidc.tokens import TokenVerifier
 from authority.web.oauth import FormPayload, FormRequest
@@ -228,6 +230,22 @@ def test_anything_else_is_left_to_the_full_path(both: Both, case: str) -> None:
     assert both.memory(form, headers) is None
     answered, body = both.full(form, headers)
     assert (answered, body["error"]) == (status, error)
+
+
+def test_a_client_registered_for_dpop_gets_no_bearer_token(both: Both) -> None:
+    # RFC 9449 §5.2: registration refuses the pair now; a record from before is refused.
+    client_id = both.basic[0]
+    with both.database.transaction() as session:
+        record = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+        assert record is not None
+        record.require_dpop = True
+    with both.database.transaction(write=False) as session:
+        both.instance.provider_cache.client(session, client_id)
+    headers = _basic(*both.basic)
+    assert both.memory([GRANT], headers) is None
+    status, body = both.full([GRANT], headers)
+    assert (status, body["error"]) == (400, "invalid_request")
+    assert body["error_description"] == "this client must use DPoP-bound tokens"
 
 
 def test_nothing_is_answered_once_the_cache_lets_go(both: Both) -> None:

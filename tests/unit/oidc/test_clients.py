@@ -62,6 +62,7 @@ def test_a_public_client_has_no_secret(instance: Instance, database: Database) -
         ({"name": "x", "grant_types": ["authorization_code"]}, "needs at least one --redirect"),
         ({"name": "x", "auth_method": "none"}, r"public client \(auth method none\) cannot use"),
         ({"name": "x", "scopes": ["root"]}, "unknown scope 'root'"),
+        ({"name": "x", "require_dpop": True}, "--require-dpop is for the authorization_code"),
         ({"name": "x", "auth_method": "private_key_jwt"}, "needs exactly one of --jwks"),
         ({"name": "x", "jwks_uri": "https://k.example/jwks"}, "go with --auth-method private"),
         ({"name": "x", "auth_method": "private_key_jwt", "jwks": {"keys": []}}, "at least one key"),
