@@ -15,12 +15,11 @@ token (tests/unit/oidc/test_client_credentials.py compares them).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
+
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from authority.errors import InvalidInput
 from authority.oidc.cache import ProviderCache
@@ -34,29 +33,20 @@ GRANT_TYPE = "client_credentials"
 PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret"})
 
 
-def _basic_credentials(authorization: str) -> tuple[str, str] | None:
-    """RFC 6749 §2.3.1: id and secret, each form-urlencoded, then HTTP Basic (RFC 7617)."""
-    scheme, _, encoded = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    client_id, colon, secret = decoded.partition(":")
-    if not colon:
-        return None
-    return unquote(client_id), unquote(secret)
-
-
 def _presented(headers: Mapping[str, str], form: Mapping[str, str]) -> tuple[str, str, str] | None:
     """(client id, secret, method) when the request authenticates one way, with a secret."""
     authorization = headers.get("authorization")
     if authorization is not None:
         if "client_id" in form or "client_secret" in form:
             return None  # RFC 6749 §2.3: one authentication method per request
-        basic = _basic_credentials(authorization)
-        return None if basic is None else (*basic, "client_secret_basic")
+        # RFC 6749 §2.3.1, parsed as the full path's authlib parses it.
+        try:
+            client_id, secret = extract_basic_authorization(headers)
+        except ValueError:  # non-ASCII text: the full path answers invalid_client
+            return None
+        if not client_id or not secret:
+            return None
+        return client_id, secret, "client_secret_basic"
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if not client_id or not secret:
         return None

@@ -11,7 +11,6 @@ and a stranger who knows an agency's client id cannot lock it out from elsewhere
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from urllib.parse import unquote
 
@@ -29,7 +28,7 @@ def claimed_client_id(headers: Mapping[str, str], form: Mapping[str, str]) -> st
     if authorization[:6].lower() == "basic ":
         try:
             decoded = base64.b64decode(authorization[6:], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
             decoded = ""
         # RFC 6749 §2.3.1: the client id is form-urlencoded before Basic encoding.
         claimed = unquote(decoded.partition(":")[0]) or None

@@ -36,8 +36,8 @@ from authority.oidc.tokens import (
     TOKEN_PURPOSE,
     SigningKeyMissing,
     current_signing_key,
-    issue_access_token,
     jws_compact,
+    sign_access_token,
 )
 from authority.pki.keystore import KeyStore
 
@@ -132,16 +132,15 @@ def issue_tokens(
         extra["business"] = authorized.business
     if dpop_jkt is not None:
         extra["cnf"] = {"jkt": dpop_jkt}  # RFC 9449 §6.1
-    access, lifetime = issue_access_token(
-        session,
+    access, lifetime = sign_access_token(
         keystore,
+        signing_key,
         issuer=issuer,
         client_id=client.client_id,
         subject=subject,
         scopes=authorized.scopes,
         now=now,
         extra=extra,
-        key=signing_key,
     )
     response: dict[str, Any] = {
         "access_token": access,
@@ -151,14 +150,13 @@ def issue_tokens(
     }
     if "openid" in authorized.scopes:
         response["id_token"] = id_token(
-            session,
             keystore,
+            signing_key,
             issuer=issuer,
             subject=subject,
             authorized=authorized,
             access_token=access,
             now=now,
-            key=signing_key,
         )
     issued = IssuedTokens(response, jti, now + timedelta(seconds=lifetime))
     # The person's data history (account page): which portal received which scopes.
@@ -196,21 +194,16 @@ def issue_tokens(
 
 
 def id_token(
-    session: Session,
     keystore: KeyStore,
+    key: SigningKey,
     *,
     issuer: str,
     subject: str,
     authorized: Authorized,
     access_token: str,
     now: datetime,
-    key: SigningKey | None = None,
 ) -> str:
-    """A signed ID token (OIDC Core §2) for ``authorized`` (signed with ``key``, else
-    the current token-signing key)."""
-    key = key or current_signing_key(session, TOKEN_PURPOSE)
-    if key is None:
-        raise SigningKeyMissing("no token-signing key exists: run `authority init`")
+    """An ID token (OIDC Core §2) for ``authorized``, signed with ``key``."""
     issued = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,

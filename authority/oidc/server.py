@@ -375,6 +375,11 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
         """authlib's client authentication, with a description that names no internals."""
         try:
             client: Client = super().authenticate_client(request, methods, endpoint)
+        except ValueError:
+            # authlib's Basic parsing lets non-ASCII credentials raise (base64 of text).
+            raise InvalidClientError(
+                status_code=401, description="the Authorization header is not valid HTTP Basic"
+            ) from None
         except InvalidClientError as exc:
             if exc.description and exc.description.startswith("The client cannot authenticate"):
                 exc.description = (

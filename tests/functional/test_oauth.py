@@ -233,6 +233,20 @@ def test_two_authentication_methods_are_invalid_request(
     assert _token(http, agency).status_code == 200
 
 
+def test_non_ascii_basic_credentials_are_invalid_client(http: TestClient) -> None:
+    response = http.post(
+        "/oauth/token",
+        content=b"grant_type=client_credentials",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic \xe9\xe9\xe9\xe9".encode("latin-1"),  # type: ignore[dict-item]
+        },
+    )
+    body = _error(response, 401, "invalid_client")
+    assert body["error_description"] == "the Authorization header is not valid HTTP Basic"
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
 def test_json_body_is_invalid_request(http: TestClient, agency: Credentials) -> None:
     response = http.post(
         "/oauth/token", json={"grant_type": "client_credentials"}, auth=agency.basic
