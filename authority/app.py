@@ -22,6 +22,7 @@ from authority.logs import configure_logging
 from authority.oidc.tokens import TokenVerifier
 from authority.verification.tally import VerificationTally
 from authority.web import lean
+from authority.web.hot import HotPathMiddleware, HotRoute
 from authority.web.metrics import Metrics
 from authority.web.middleware import (
     BodyLimitMiddleware,
@@ -29,6 +30,7 @@ from authority.web.middleware import (
     SecurityHeadersMiddleware,
     security_headers,
 )
+from authority.web.oauth import HotTokenEndpoint
 from authority.web.pages import router as pages_router
 from authority.web.problems import install_problem_handlers
 from authority.web.routes import (
@@ -120,9 +122,16 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     # last-resort 500 that RequestContextMiddleware renders.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, issuer=settings.issuer)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, issuer=settings.issuer)
+    headers = security_headers(hsts=settings.issuer.startswith("https://"))
+    app.add_middleware(SecurityHeadersMiddleware, headers=headers)
+    # Outermost of ours: what it answers adds the headers and counts itself.
     app.add_middleware(
-        SecurityHeadersMiddleware,
-        headers=security_headers(hsts=settings.issuer.startswith("https://")),
+        HotPathMiddleware,
+        routes=[HotRoute("POST", "/oauth/token", HotTokenEndpoint(opened))],
+        metrics=app.state.metrics,
+        issuer=settings.issuer,
+        limit=settings.max_body_bytes,
+        headers=headers,
     )
     return app
 

@@ -803,16 +803,33 @@ def _profile_steps() -> list[tuple[str, list[Any], list[Any]]]:
             [],
         ),
         (
-            "throttle: `Throttle.known_clear` and its keys (`_throttle_keys`)",
-            [Throttle.known_clear, oauth._throttle_keys],
+            "throttle: `Throttle.known_clear` and its keys (`Throttle.client_keys`)",
+            [Throttle.known_clear, Throttle.client_keys],
             [],
+        ),
+        (
+            "hot path's own checks: content type, form parsing, claimed client id "
+            "(`HotTokenEndpoint` less what is listed here)",
+            [oauth.HotTokenEndpoint.__call__],
+            [
+                client_credentials.token_from_memory,
+                Throttle.known_clear,
+                Throttle.client_keys,
+                cache.ProviderCache.held,
+                server.json_body,
+            ],
         ),
         (
             "unit of work (requests not answered from memory): `Database.transaction`",
             [Database.transaction],
             [],
         ),
-        ("form body and authlib request: `oauth_request`", [oauth.oauth_request], []),
+        (
+            "form body and authlib request (requests not answered from memory): "
+            "`oauth_request`",
+            [oauth.oauth_request],
+            [],
+        ),
         (
             "authlib grant (requests not answered from memory): "
             "`AuthorityServer.create_token_response`",
@@ -837,7 +854,12 @@ def _profile_steps() -> list[tuple[str, list[Any], list[Any]]]:
             [clients.ClientSecretKey.matches],
             [],
         ),
-        ("response: `to_response` (JSON, headers)", [oauth.to_response], []),
+        ("response body: `json_body`", [server.json_body], []),
+        (
+            "response (requests not answered from memory): `to_response`",
+            [oauth.to_response],
+            [],
+        ),
         (
             "metrics and access log: `Metrics.observe`, `Logger.info`",
             [metrics.Metrics.observe, logging.Logger.info],
@@ -984,8 +1006,8 @@ def profile_authority(setup: AuthoritySetup, core: int) -> Profile:
     rest = 1.0 - sum(step.share for step in steps)
     steps.append(
         ProfileStep(
-            "the rest: Starlette routing and the middleware chain (request id, metrics, "
-            "security headers, body limit), claimed client id, asyncio",
+            "the rest: the ASGI layers crossed (FastAPI's entry, Starlette's error "
+            "middleware, the hot path: request id, body read, response messages), asyncio",
             max(0.0, rest),
         )
     )
@@ -1218,7 +1240,8 @@ def render_section(
         "the secret directly; Authority keeps copies of the client, the current signing "
         "key and the client's throttle state for up to 2 s (docs/oauth.md), checks an "
         "HMAC of the secret, and, while those copies are fresh, answers on the event loop "
-        "(a lean Starlette route, no thread-pool hand-off, no database); otherwise in "
+        "(ahead of the middleware chain, authority/web/hot.py: no routing, no thread-pool "
+        "hand-off, no database); otherwise in "
         "one thread-pool hand-off. Neither stores the token. "
         "oidc-provider signs with WebCrypto (off the event loop, on libuv's thread "
         "pool, pinned to the same core); Authority signs through its key store."

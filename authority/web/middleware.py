@@ -26,7 +26,8 @@ UNMATCHED_ROUTE = "<unmatched>"
 MAX_TARGET_BYTES = 16 * 1024
 
 
-def _incoming_request_id(scope: Scope) -> str:
+def incoming_request_id(scope: Scope) -> str:
+    """The client's X-Request-ID when it is safe to echo and log, else a new one."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             candidate = bytes(value).decode("latin-1")
@@ -39,6 +40,26 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else UNMATCHED_ROUTE
+
+
+def record_request(metrics: Metrics, scope: Scope, route: str, status: int, elapsed: float) -> None:
+    """Count an answered request and write its access-log line."""
+    metrics.observe(scope["method"], route, status, elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            scope["path"],
+            status,
+            elapsed * 1000,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
 
 
 class RequestContextMiddleware:
@@ -54,7 +75,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope)
+        request_id = incoming_request_id(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -79,24 +100,13 @@ class RequestContextMiddleware:
                 raise
             await internal_error(self.issuer, scope["path"])(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            self.metrics.observe(scope["method"], route, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
+            record_request(
+                self.metrics,
+                scope,
+                _route_template(scope),
+                status,
+                time.perf_counter() - started,
+            )
             request_id_var.reset(token)
 
 

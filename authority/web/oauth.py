@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from authority.db.base import utcnow
 from authority.identity.throttle import LoginThrottled, ThrottlePolicy
@@ -23,6 +25,7 @@ from authority.oidc import client_throttle
 from authority.oidc.client_credentials import token_from_memory
 from authority.oidc.server import AuthorityServer, Provider, json_body
 from authority.web.deps import CurrentInstance, DbSession
+from authority.web.hot import HotReply
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 1000  # as Starlette's request.form()
@@ -154,37 +157,62 @@ def token_response(instance: Instance, request: FormRequest, http: Request) -> R
     return response
 
 
-def token_response_from_memory(
-    instance: Instance, request: FormRequest, http: Request
-) -> Response | None:
-    """The token response when memory alone can give it, else None.
+class HotTokenEndpoint:
+    """The token endpoint's hot path (authority/web/hot.py): the answer when memory alone
+    can give it.
 
     A plain client-credentials request from a client authenticating with its secret
     (:func:`~authority.oidc.client_credentials.token_from_memory`), whose address and
     client the throttle knows to be clear, reads and writes nothing, so it is answered
-    on the event loop without a thread hand-off. Anything else, and any failure (it
-    must be counted in the database), gets None: :func:`token_response` then runs in a
-    worker thread.
+    on the event loop. Anything else, and any failure (it must be counted in the
+    database), gets None: the token route then runs :func:`token_response` in a worker
+    thread.
     """
-    if not request.is_form or request.method != "POST" or "dpop" in request.headers:
-        return None
-    client_id = client_throttle.claimed_client_id(request.headers, request.form)
-    if client_id is None or instance.provider_cache.held(client_id) is None:
-        return None
-    if not instance.authenticator.throttle.known_clear(
-        _throttle_keys(instance, client_id, http), utcnow()
-    ):
-        return None
-    body = token_from_memory(
-        cache=instance.provider_cache,
-        keystore=instance.keystore,
-        secret_key=instance.client_secret_key,
-        issuer=instance.settings.issuer,
-        form=request.payload.datalist,
-        headers=request.headers,
-        now=utcnow(),
-    )
-    return None if body is None else to_response((200, body, []))
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.cache = instance.provider_cache
+        self.throttle = instance.authenticator.throttle
+        self.issuer = instance.settings.issuer
+
+    def __call__(self, scope: Scope, body: bytes) -> HotReply | None:
+        """The token response to this request, or None to leave it to the token route."""
+        headers = Headers(scope=scope)
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM or "dpop" in headers:
+            return None
+        try:
+            values = parse_qsl(
+                body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+            )
+        except ValueError:  # too many fields: the full path answers 400
+            return None
+        payload = FormPayload(values)
+        client_id = client_throttle.claimed_client_id(headers, payload.data)
+        if client_id is None or self.cache.held(client_id) is None:
+            return None
+        now = utcnow()
+        address = scope["client"][0] if scope.get("client") else None
+        if not self.throttle.known_clear(self.throttle.client_keys(client_id, address), now):
+            return None
+        token = token_from_memory(
+            cache=self.cache,
+            keystore=self.instance.keystore,
+            secret_key=self.instance.client_secret_key,
+            issuer=self.issuer,
+            form=payload.datalist,
+            headers=headers,
+            now=now,
+        )
+        return None if token is None else (200, HOT_TOKEN_HEADERS, json_body(token))
+
+
+#: What :func:`to_response` sets on a token response, as ASGI headers.
+HOT_TOKEN_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+]
 
 
 def _throttle_keys(

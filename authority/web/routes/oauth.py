@@ -19,7 +19,6 @@ from authority.web.oauth import (
     oauth_request,
     to_response,
     token_response,
-    token_response_from_memory,
 )
 
 router = APIRouter(tags=["oauth"])
@@ -35,11 +34,9 @@ _FORM_BODY: dict[str, Any] = {
 async def token(http: Request) -> Response:
     """Client credentials, authorization code and refresh grants; errors in RFC 6749 §5.2 form."""
     request = await oauth_request(http)
-    instance = http.app.state.instance
-    answered = token_response_from_memory(instance, request, http)
-    if answered is not None:
-        return answered
-    return await run_in_threadpool(token_response, instance, request, http)
+    # Plain client-credentials requests were answered from memory before reaching
+    # here (authority/web/hot.py, hot_token_handler); this is everything else.
+    return await run_in_threadpool(token_response, http.app.state.instance, request, http)
 
 
 #: Served ahead of FastAPI's routing (authority/web/lean.py): every agency call starts here.
