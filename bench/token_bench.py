@@ -75,6 +75,7 @@ from harness import (
     BenchFailure,
     authority_command,
     available_cores,
+    cpu_seconds,
     fmt_rate,
     free_port,
     log_tail,
@@ -336,6 +337,7 @@ class LoadResult:
     verified: int = 0
     generator_cpu: float = 0.0  # CPU seconds the load generator used, per second of load
     capped: bool = False  # stopped at --max-requests before --seconds ran out
+    server_cpu: float = math.nan  # the server's CPU seconds (all its threads) per reply
 
     @property
     def rate(self) -> float:
@@ -728,15 +730,20 @@ def bench_target(
         )
 
     def run(concurrency: int, seconds: float) -> LoadResult:
+        before = cpu_seconds(target.process.pid)
         if args.generator == "wrk":
-            return load_wrk(
+            result = load_wrk(
                 target, concurrency=concurrency, seconds=seconds,
                 max_requests=args.max_requests, core=core, workdir=workdir,
             )  # fmt: skip
-        return load_python(
-            target, concurrency=concurrency, seconds=seconds,
-            max_requests=args.max_requests, core=core,
-        )  # fmt: skip
+        else:
+            result = load_python(
+                target, concurrency=concurrency, seconds=seconds,
+                max_requests=args.max_requests, core=core,
+            )  # fmt: skip
+        if result.requests:
+            result.server_cpu = (cpu_seconds(target.process.pid) - before) / result.requests
+        return result
 
     say(f"{target.name}: warm-up, {WARM_UP_SECONDS:g} s at {args.concurrency} connections")
     check_result(target, run(args.concurrency, WARM_UP_SECONDS), keys)
@@ -1104,7 +1111,8 @@ def print_result(r: LoadResult) -> None:
         f"{r.target:<14} {r.concurrency:>2} conn  {fmt_rate(r.rate):>7} tokens/s  "
         f"p50 {fmt_latency(r.percentiles[0.5]):>8}  p99 {fmt_latency(r.percentiles[0.99]):>9}"
         f"  ({r.requests:,} replies, all 200; {r.verified} tokens verified; "
-        f"generator at {r.generator_cpu:.0%} of its core)"
+        f"generator at {r.generator_cpu:.0%} of its core; server CPU "
+        f"{fmt_latency(r.server_cpu)} a token)"
         + (" [stopped at --max-requests]" if r.capped else "")
     )
 
@@ -1199,11 +1207,12 @@ def render_section(
     for name in ("Authority", "oidc-provider"):
         many, one = by_key.get((name, c)), by_key.get((name, 1))
         if many is None or one is None:
-            lines.append(f"| {name} | not measured | | | | | | |")
+            lines.append(f"| {name} | not measured | | | | | | | |")
             continue
         lines.append(
             f"| {name} | {fmt_rate(many.rate)} | {fmt_latency(many.percentiles[0.5])} "
-            f"| {fmt_latency(many.percentiles[0.99])} | {fmt_rate(one.rate)} "
+            f"| {fmt_latency(many.percentiles[0.99])} | {fmt_latency(many.server_cpu)} "
+            f"| {fmt_rate(one.rate)} "
             f"| {fmt_latency(one.percentiles[0.5])} | {fmt_latency(one.percentiles[0.99])} "
             f"| {many.requests:,} + {one.requests:,} |"
         )
@@ -1220,9 +1229,18 @@ def render_section(
                 f" A lone request takes {slower:.1f}× as long on Authority as on "
                 "oidc-provider (p50, 1 connection)."
             )
+        cpu_ratio = ""
+        if ours.server_cpu > 0 and theirs.server_cpu > 0:
+            cpu_ratio = (
+                f" In server CPU a token (all the server's threads, less sensitive to other "
+                f"load on the machine): {fmt_latency(ours.server_cpu)} against "
+                f"{fmt_latency(theirs.server_cpu)}, "
+                f"{theirs.server_cpu / ours.server_cpu:.2f}× as many tokens per CPU second."
+            )
         lines += paragraph(
             f"**Authority / oidc-provider: {ratio:.2f}×** in tokens per second at {c} "
             f"connections. The target is {TARGET_RATIO:g}×: **{verdict}**.{latency_ratio}"
+            f"{cpu_ratio}"
         )
     busiest = max((r.generator_cpu for r in results), default=0.0)
     capped = [f"{r.target} at {r.concurrency}" for r in results if r.capped]
