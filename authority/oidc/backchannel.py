@@ -81,7 +81,7 @@ def logout_notices(
             # §2.4: events names the logout event; a logout token never has a nonce.
             "events": {LOGOUT_EVENT: {}},
         }
-        token = jws_compact(keystore, signing, {"typ": "logout+jwt"}, claims)
+        token = jws_compact(keystore, signing, "logout+jwt", claims)
         notices.append(LogoutNotice(client_id, client.backchannel_logout_uri, token))
     return notices
 

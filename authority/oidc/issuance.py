@@ -222,7 +222,7 @@ def id_token(
         claims["nonce"] = authorized.nonce
     if authorized.business is not None:
         claims["business"] = authorized.business
-    return jws_compact(keystore, key, {"typ": "JWT"}, claims)
+    return jws_compact(keystore, key, "JWT", claims)
 
 
 def revoke_access(

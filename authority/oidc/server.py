@@ -8,7 +8,6 @@ methods and endpoints; the web layer only converts requests and responses.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +41,7 @@ from authority.oidc.issuance import find_refresh_token, revoke_family
 from authority.oidc.models import UsedClientAssertion
 from authority.oidc.scopes import parse_scope
 from authority.oidc.tokens import (
+    COMPACT_JSON,
     AccessToken,
     InvalidAccessToken,
     TokenVerifier,
@@ -453,4 +453,4 @@ class AuthorityServer(AuthorizationServer):  # type: ignore[misc]
 
 def json_body(body: Any) -> bytes:
     """Serialise an authlib response body."""
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return COMPACT_JSON.encode(body).encode("utf-8")

@@ -10,6 +10,7 @@ honour revocation (RFC 7009) by checking the revoked-token list.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 from collections.abc import Sequence
@@ -75,15 +76,24 @@ def thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
     return b64url(digest.finalize())
 
 
-def jws_compact(
-    keystore: KeyStore, key: SigningKey, header: dict[str, Any], claims: dict[str, Any]
-) -> str:
-    """A compact JWS over ``claims`` signed by ``key`` in ``keystore``."""
+#: Compact JSON (no spaces), as JWS producers conventionally write it; one encoder
+#: kept rather than one built by every ``json.dumps`` call with ``separators``.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(alg: str, kid: str, typ: str) -> str:
+    """The encoded protected header; few distinct ones exist (keys x token types)."""
+    return b64url(COMPACT_JSON.encode({"alg": alg, "kid": kid, "typ": typ}).encode())
+
+
+def jws_compact(keystore: KeyStore, key: SigningKey, typ: str, claims: dict[str, Any]) -> str:
+    """A compact JWS over ``claims`` with header type ``typ``, signed by ``key`` in
+    ``keystore``."""
     algorithm = KeyAlgorithm(key.algorithm)
-    full_header = {"alg": algorithm.jws_alg, "kid": key.kid, **header}
     signing_input = (
-        f"{b64url(json.dumps(full_header, separators=(',', ':')).encode())}."
-        f"{b64url(json.dumps(claims, separators=(',', ':')).encode())}"
+        f"{_header_segment(algorithm.jws_alg, key.kid, typ)}."
+        f"{b64url(COMPACT_JSON.encode(claims).encode())}"
     )
     r, s = decode_dss_signature(keystore.sign(key.key_handle, signing_input.encode("ascii")))
     size = (algorithm.curve.key_size + 7) // 8
@@ -237,7 +247,7 @@ def sign_access_token(
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
-    return jws_compact(keystore, key, {"typ": AT_JWT}, claims), seconds
+    return jws_compact(keystore, key, AT_JWT, claims), seconds
 
 
 class TokenVerifier:
