@@ -19,15 +19,16 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from authority.audit.models import AuditEntry
 from authority.canonical import canonical_json
 from authority.db.base import utcnow
+from authority.db.bulk import insert_rows
 from authority.oidc.models import OAuthClient
 
 GENESIS = "0" * 64
@@ -182,7 +183,7 @@ def append(session: Session, events: list[Event]) -> None:
         }
         prev = hashlib.sha256(canonical_json(hashed)).hexdigest()
         rows.append({**hashed, "at": at, "hash": prev})
-    session.execute(insert(AuditEntry), rows)
+    insert_rows(session, cast(Table, AuditEntry.__table__), rows)
 
 
 def timestamp(moment: datetime) -> str:

@@ -78,6 +78,18 @@ _ID_CHARS = {"citizen": frozenset(RESIDENT_ID_ALPHABET), "business": frozenset(U
 _PACKED = 0x80
 # Two payload characters c d for each value c + 42d below 42².
 _PAIRS = [c + d for d in PAYLOAD_ALPHABET for c in PAYLOAD_ALPHABET]
+
+
+@functools.cache
+def _groups() -> tuple[str, ...]:
+    """The three characters ``c d e`` of each two-byte value ``n`` (RFC 9285 §4), by ``n``:
+    one look-up a group instead of a division, a remainder and two look-ups (4 MB,
+    made on first use)."""
+    return tuple(
+        _PAIRS[n % _BASE_SQUARED] + PAYLOAD_ALPHABET[n // _BASE_SQUARED] for n in range(0x10000)
+    )
+
+
 # str.translate tables from each packing alphabet's characters to chr(their index).
 _INDEXES = {
     alphabet: {ord(c): i for i, c in enumerate(alphabet)}
@@ -179,13 +191,8 @@ def to_text(data: bytes) -> str:
     (42³ = 74088 > 65535); a last single byte makes two characters.
     """
     whole = len(data) - len(data) % 2
-    # c d is _PAIRS[n mod 42²], e is the alphabet's (n div 42²)-th character.
-    text = "".join(
-        [
-            _PAIRS[n % _BASE_SQUARED] + PAYLOAD_ALPHABET[n // _BASE_SQUARED]
-            for n in struct.unpack(f">{whole // 2}H", data[:whole])
-        ]
-    )
+    # c d is _PAIRS[n mod 42²], e is the alphabet's (n div 42²)-th character: _groups()[n].
+    text = "".join(map(_groups().__getitem__, struct.unpack(f">{whole // 2}H", data[:whole])))
     if len(data) % 2:
         e, c = divmod(data[-1], _BASE)
         text += PAYLOAD_ALPHABET[c] + PAYLOAD_ALPHABET[e]

@@ -1,0 +1,62 @@
+"""Many rows INSERTed with one executemany at the driver, in a session's transaction.
+
+Core's ``session.execute(insert(table), rows)`` spends, per row, more in its
+parameter processing (a dictionary per row, compiled-parameter lookups, the
+insertmanyvalues batching) than the database spends storing the row. For the
+hot bulk writes (a batch's licences, their events, their audit entries),
+:func:`insert_rows` compiles the statement once per table, column set and
+dialect, applies each column type's own bind processing (the same functions
+Core applies: UTC datetimes, JSON, binary), and hands the rows to the driver's
+``executemany`` through the session's connection.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Dialect, Table, insert
+from sqlalchemy.orm import Session
+
+_Processor = Callable[[Any], Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(
+    table: Table, names: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[str, ...], bool, tuple[tuple[int, _Processor], ...]]:
+    """The SQL, the parameter order, whether it is positional, and (index, processor)
+    for each parameter whose column type processes its values on ``dialect``."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+    order = tuple(compiled.positiontup or ()) if compiled.positional else names
+    unknown = set(order) - set(names)
+    if unknown:  # a column default the caller did not give (none of ours has one)
+        raise ValueError(f"insert_rows: no value for {sorted(unknown)} of {table.name}")
+    processors = []
+    for index, name in enumerate(order):
+        column_type = table.c[name].type
+        processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((index, processor))
+    return compiled.string, order, bool(compiled.positional), tuple(processors)
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` into ``table`` in ``session``'s transaction, one statement.
+
+    Every row gives a value for the same columns (those of the first row), as it
+    would be stored: no column default is applied. Values go through their column
+    types' bind processing, as with Core.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    sql, order, positional, processors = _plan(table, tuple(rows[0]), connection.dialect)
+    prepared: list[Any] = []
+    for row in rows:
+        values = [row[name] for name in order]
+        for index, processor in processors:
+            values[index] = processor(values[index])
+        prepared.append(tuple(values) if positional else dict(zip(order, values, strict=True)))
+    connection.exec_driver_sql(sql, prepared)

@@ -1,0 +1,90 @@
+"""insert_rows stores rows exactly as Core's INSERT does, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, insert, select, text
+
+from authority.audit.models import AuditCheckpoint, AuditEntry
+from authority.db import Database
+from authority.db.bulk import insert_rows
+
+SHANGHAI = timezone(timedelta(hours=8))
+ENTRIES = cast(Table, AuditEntry.__table__)
+CHECKPOINTS = cast(Table, AuditCheckpoint.__table__)
+
+
+def _entry(seq: int, at: datetime, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": at,
+        "event": "test.bulk",
+        "actor": "operator:test",
+        "subject": "subject 主体",
+        "details": details,
+        "prev": f"{seq - 1:064x}",
+        "hash": f"{seq:064x}",
+    }
+
+
+def _stored(database: Database, table: Table, key: Any, values: list[Any]) -> list[Any]:
+    with database.session() as session:
+        return [tuple(row) for row in session.execute(select(table).where(key.in_(values)))]
+
+
+def test_rows_read_back_as_core_stores_them(database: Database) -> None:
+    moment = datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=SHANGHAI)
+    details = {"number": "DEMO-2026-000001", "nested": {"list": [1, True, None, "文字"]}}
+    by_core = [_entry(900_000_001 + i, moment, details) for i in range(3)]
+    by_driver = [_entry(900_000_101 + i, moment, details) for i in range(3)]
+    with database.transaction() as session:
+        session.execute(insert(ENTRIES), by_core)
+        insert_rows(session, ENTRIES, by_driver)
+    core_rows = _stored(database, ENTRIES, ENTRIES.c.seq, [r["seq"] for r in by_core])
+    driver_rows = _stored(database, ENTRIES, ENTRIES.c.seq, [r["seq"] for r in by_driver])
+    assert len(driver_rows) == 3
+    # Apart from the keys given, the same values come back: UTC datetimes, JSON, text.
+    assert [row[1:6] for row in driver_rows] == [row[1:6] for row in core_rows]
+    # And the same is stored, as the database holds it (SQLite: text of the UTC time).
+    raw = text("SELECT seq, at, details FROM audit_entries WHERE seq IN (900000001, 900000101)")
+    with database.session() as session:
+        (_, core_at, core_details), (_, at, stored_details) = session.execute(raw).all()
+    assert (at, stored_details) == (core_at, core_details)
+    assert driver_rows[0][1] == moment
+    assert driver_rows[0][1].tzinfo is UTC
+    assert driver_rows[0][5] == details
+
+
+def test_binary_values_are_stored_byte_for_byte(database: Database) -> None:
+    blob = bytes(range(256)) * 3
+    row = {
+        "size": 900_000_001,
+        "head": "f" * 64,
+        "at": datetime(2026, 12, 1, tzinfo=UTC),
+        "document": blob,
+        "seal": b"\x00\x30",
+    }
+    with database.transaction() as session:
+        insert_rows(session, CHECKPOINTS, [row])
+    (stored,) = _stored(database, CHECKPOINTS, CHECKPOINTS.c.size, [900_000_001])
+    assert bytes(stored[4]) == blob
+    assert bytes(stored[5]) == b"\x00\x30"
+
+
+def test_a_naive_datetime_is_refused_and_nothing_is_stored(database: Database) -> None:
+    rows = [
+        _entry(900_000_201, datetime(2026, 12, 1, tzinfo=UTC), {}),
+        _entry(900_000_202, datetime(2026, 12, 1), {}),
+    ]
+    with pytest.raises(ValueError, match="naive datetime"), database.transaction() as session:
+        insert_rows(session, ENTRIES, rows)
+    assert _stored(database, ENTRIES, ENTRIES.c.seq, [900_000_201, 900_000_202]) == []
+
+
+def test_no_rows_is_no_statement(database: Database) -> None:
+    with database.session() as session:
+        insert_rows(session, ENTRIES, [])
+        assert not session.in_transaction()
