@@ -247,12 +247,14 @@ def test_each_login_request_reads_what_it_needs_once(
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(" ".join(statement.split()))
 
-    def reads(table: str) -> int:
-        return sum(1 for s in statements if s.startswith("SELECT") and f" FROM {table} " in s + " ")
+    def reads(*tables: str) -> int:
+        """The SELECTs reading any of ``tables`` (named after FROM or JOIN)."""
+        named = re.compile(rf" (FROM|JOIN) ({'|'.join(tables)})\b")
+        return sum(1 for s in statements if s.startswith("SELECT") and named.search(s))
 
     event.listen(database.bind, "before_cursor_execute", note)
     try:
-        _verifier, challenge = pkce()
+        verifier, challenge = pkce()
         started = authorize(http, portal, challenge)
         assert started.status_code == 302, started.text
         # Stored, then continued from memory: no read back.
@@ -271,6 +273,27 @@ def test_each_login_request_reads_what_it_needs_once(
         assert reads("authorization_requests") == 1
         assert reads("login_throttles") == 1  # account and address keys together
         assert reads("citizens") == 1
+        done = follow(http, answer)
+        code = _query(done.headers["location"])["code"]
+        # Code redemption, userinfo, refresh: the person (account and session) in one read.
+        statements.clear()
+        tokens = redeem(http, portal, code, verifier).json()
+        assert reads("authorization_codes") == 1
+        assert reads("citizens", "login_sessions") == 1
+        statements.clear()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert http.get("/oauth/userinfo", headers=bearer).status_code == 200
+        assert reads("revoked_tokens") == 1
+        assert reads("citizens", "login_sessions") == 1
+        statements.clear()
+        refreshed = http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            auth=portal.basic,
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert reads("refresh_tokens") == 1
+        assert reads("citizens", "login_sessions") == 1
     finally:
         event.remove(database.bind, "before_cursor_execute", note)
 
