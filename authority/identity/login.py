@@ -61,6 +61,9 @@ class StartedSession:
 
     record: LoginSession
     cookie: str
+    #: The account, held so that the unit of work finds it again without a query (the
+    #: session's identity map keeps only the objects something else references).
+    citizen: Citizen | None = None
 
     @property
     def complete(self) -> bool:
@@ -186,7 +189,7 @@ def start_session(
     )
     session.add(record)
     session.flush()
-    return StartedSession(record, cookie)
+    return StartedSession(record, cookie, citizen)
 
 
 def find_session(

@@ -7,6 +7,14 @@ per login, which the issue's login throughput target cannot afford on one
 core; docs/identity.md gives the figures. A stored hash made with other
 parameters still verifies and is re-hashed with these at the next successful
 login, so raising them later is safe.
+
+Hashes are made by argon2-cffi. An argon2id (version 19) hash is verified by
+libsodium instead (PyNaCl): the same algorithm on the same stored hash with its
+own parameters, but libsodium picks an AVX2 or AVX-512 block function for the
+processor it runs on, where argon2-cffi's wheels are built for plain SSE2, so
+a login's check costs about a fifth less CPU (docs/performance.md). Both
+compare the tag in constant time; other hashes (argon2i, argon2d, version 16)
+are verified by argon2-cffi.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from __future__ import annotations
 from argon2 import Parameters, Type
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from nacl.exceptions import InvalidkeyError
+from nacl.pwhash import argon2id as sodium_argon2id
 
 from authority.errors import InvalidInput
 
@@ -27,6 +37,9 @@ PARAMETERS = Parameters(
     memory_cost=19 * 1024,
     parallelism=1,
 )
+# The hashes libsodium verifies: argon2id, version 19 (whatever their cost parameters).
+_SODIUM_PREFIX = "$argon2id$v=19$m="
+_SODIUM_MAX_LENGTH = 127  # crypto_pwhash_STRBYTES less the terminating NUL
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 
@@ -47,8 +60,15 @@ class PasswordHasher:
 
     def verify(self, stored: str | None, password: str) -> bool:
         """Whether ``password`` matches ``stored``; takes as long when ``stored`` is None."""
+        encoded = stored or self._decoy
+        if encoded.startswith(_SODIUM_PREFIX) and len(encoded) <= _SODIUM_MAX_LENGTH:
+            try:
+                sodium_argon2id.verify(encoded.encode("ascii"), password.encode("utf-8"))
+            except (InvalidkeyError, UnicodeEncodeError):
+                return False
+            return stored is not None
         try:
-            self._argon2.verify(stored or self._decoy, password)
+            self._argon2.verify(encoded, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
         return stored is not None

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -174,17 +175,31 @@ class Throttle:
     ) -> None:
         """Raise :class:`LoginThrottled` while any key is blocked."""
         waits = []
-        for key, policy in keys:
-            remembered = policy is self.client
-            if remembered and self.clear_clients.fresh(key, now):
-                continue
-            row = session.get(LoginThrottle, key)
+        wanted = [
+            (key, policy)
+            for key, policy in keys
+            if not (policy is self.client and self.clear_clients.fresh(key, now))
+        ]
+        rows = self._rows(session, [key for key, _policy in wanted])
+        for key, policy in wanted:
+            row = rows.get(key)
             if row is not None and row.blocked_until is not None and row.blocked_until > now:
                 waits.append(max(1, math.ceil((row.blocked_until - now).total_seconds())))
-            elif remembered:
+            elif policy is self.client:
                 self.clear_clients.note(key, now)
         if waits:
             raise LoginThrottled(max(waits))
+
+    @staticmethod
+    def _rows(session: Session, keys: list[str]) -> dict[str, LoginThrottle]:
+        """The counters of ``keys`` that exist, in one query (a login checks two keys)."""
+        if len(keys) == 1:
+            row = session.get(LoginThrottle, keys[0])
+            return {row.key: row} if row is not None else {}
+        if not keys:
+            return {}
+        found = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        return {row.key: row for row in found}
 
     def known_clear(self, keys: Iterable[tuple[str, ThrottlePolicy]], now: datetime) -> bool:
         """Whether this process knows, without reading the database, that no key waits:
@@ -221,7 +236,6 @@ class Throttle:
         """Forget the account's failures (the address keeps its count)."""
         for key, policy in keys:
             if policy is self.account:
-                row = session.get(LoginThrottle, key)
-                if row is not None:
-                    session.delete(row)
+                # One DELETE, whether or not a counter exists (no read first).
+                session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
         session.flush()

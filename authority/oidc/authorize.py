@@ -108,6 +108,9 @@ class AuthorizationEndpoint:
         self.server = server
         self.provider = server.provider
         self.browser = browser
+        # The requests this endpoint read (locked) or stored in its unit of work, by id:
+        # read once, then seen as this unit of work changes them (see :meth:`_live`).
+        self._held: dict[str, AuthorizationRequest] = {}
 
     # -- entry points ---------------------------------------------------------
 
@@ -182,9 +185,23 @@ class AuthorizationEndpoint:
         return record is not None and not self._bound(record)
 
     def _live(self, request_id: str) -> AuthorizationRequest | None:
+        """The stored request ``request_id`` if unexpired and unfinished, locked for this
+        unit of work (FOR UPDATE where the database has it).
+
+        Read from the database once per unit of work: the row stays locked until the
+        unit of work ends (on SQLite, a reading unit of work keeps one snapshot), so a
+        later look-up in the same unit of work sees the object as this unit of work
+        changed it, with the same checks, without another query.
+        """
         if not request_id or len(request_id) > 64:
             return None
-        record = self.provider.session.get(AuthorizationRequest, request_id, with_for_update=True)
+        record = self._held.get(request_id)
+        if record is None:
+            record = self.provider.session.get(
+                AuthorizationRequest, request_id, with_for_update=True
+            )
+            if record is not None:
+                self._held[request_id] = record
         if record is None or record.used_at is not None or record.expires_at <= self.provider.now:
             return None
         return record
@@ -354,6 +371,7 @@ class AuthorizationEndpoint:
             self._bind(record)
         self.provider.session.add(record)
         self.provider.session.flush()
+        self._held[record.id] = record
         return record
 
     def _pushed(self, params: dict[str, str]) -> AuthorizationRequest:

@@ -93,10 +93,16 @@ class _Issuing:
         self, citizen_id: int, session_id: str, business: dict[str, str] | None
     ) -> Person | None:
         """The enabled citizen and their unended provider session, or None."""
-        session = self.provider.session
-        citizen = session.get(Citizen, citizen_id)
-        login = session.get(LoginSession, session_id)
-        if citizen is None or citizen.disabled_at is not None or login is None:
+        # Both in one query (a code redemption and every refresh ask for them).
+        found = self.provider.session.execute(
+            select(Citizen, LoginSession)
+            .join(LoginSession, LoginSession.citizen_id == Citizen.id)
+            .where(Citizen.id == citizen_id, LoginSession.id == session_id)
+        ).first()
+        if found is None:
+            return None
+        citizen, login = found
+        if citizen.disabled_at is not None:
             return None
         if login.ended_at is not None:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authority.errors import AuthorityError
@@ -22,10 +23,19 @@ class SessionEnded(AuthorityError):
 def userinfo(session: Session, token: AccessToken) -> dict[str, Any]:
     """The claims ``token`` (scope ``openid``) may read about its person."""
     sid = token.claims.get("sid")
-    login = session.get(LoginSession, sid) if isinstance(sid, str) else None
+    # The session and its account in one query.
+    found = (
+        session.execute(
+            select(LoginSession, Citizen)
+            .outerjoin(Citizen, Citizen.id == LoginSession.citizen_id)
+            .where(LoginSession.id == sid)
+        ).first()
+        if isinstance(sid, str)
+        else None
+    )
+    login, citizen = found if found is not None else (None, None)
     if login is None or login.ended_at is not None:
         raise SessionEnded("the session this token was issued in has ended")
-    citizen = session.get(Citizen, login.citizen_id)
     if citizen is None or citizen.disabled_at is not None:
         raise SessionEnded("the account behind this token is not available")
     # OIDC Core §5.3.2: sub MUST be present and equal the ID token's.

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from authority.app import create_app
 from authority.audit.models import AuditEntry
@@ -235,6 +235,67 @@ def test_code_flow_with_pkce_id_token_and_userinfo(http: TestClient, portal: Por
     again = authorize(http, portal, challenge)
     assert again.status_code == 302
     assert again.headers["location"].startswith(REDIRECT + "?code=")
+
+
+def test_each_login_request_reads_what_it_needs_once(
+    http: TestClient, portal: Portal, database: Database
+) -> None:
+    """The pending authorization request, the throttle counters and the account are each
+    read once a request, whatever the number of checks that look at them."""
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    def reads(*tables: str) -> int:
+        """The SELECTs reading any of ``tables`` (named after FROM or JOIN)."""
+        named = re.compile(rf" (FROM|JOIN) ({'|'.join(tables)})\b")
+        return sum(1 for s in statements if s.startswith("SELECT") and named.search(s))
+
+    event.listen(database.bind, "before_cursor_execute", note)
+    try:
+        verifier, challenge = pkce()
+        started = authorize(http, portal, challenge)
+        assert started.status_code == 302, started.text
+        # Stored, then continued from memory: no read back.
+        assert reads("authorization_requests") == 0
+        assert sum(s.startswith("INSERT INTO authorization_requests") for s in statements) == 1
+        statements.clear()
+        location = started.headers["location"]
+        page = http.get(location)
+        assert page.status_code == 200
+        assert reads("authorization_requests") == 1
+        statements.clear()
+        form = {"csrf": _csrf(page.text), "request": _query(location)["request"]}
+        answer = http.post("/login", data={**form, "id_number": CITIZEN, "password": PASSWORD})
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"].startswith("/authorize/consent?")
+        assert reads("authorization_requests") == 1
+        assert reads("login_throttles") == 1  # account and address keys together
+        assert reads("citizens") == 1
+        done = follow(http, answer)
+        code = _query(done.headers["location"])["code"]
+        # Code redemption, userinfo, refresh: the person (account and session) in one read.
+        statements.clear()
+        tokens = redeem(http, portal, code, verifier).json()
+        assert reads("authorization_codes") == 1
+        assert reads("citizens", "login_sessions") == 1
+        statements.clear()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert http.get("/oauth/userinfo", headers=bearer).status_code == 200
+        assert reads("revoked_tokens") == 1
+        assert reads("citizens", "login_sessions") == 1
+        statements.clear()
+        refreshed = http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            auth=portal.basic,
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert reads("refresh_tokens") == 1
+        assert reads("citizens", "login_sessions") == 1
+    finally:
+        event.remove(database.bind, "before_cursor_execute", note)
 
 
 def test_pairwise_subjects_differ_between_sectors(

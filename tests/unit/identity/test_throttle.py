@@ -81,3 +81,54 @@ def test_clear_keys_are_bounded() -> None:
     assert clear.fresh("b", now) and clear.fresh("c", now)
     clear.forget("c")
     assert not clear.fresh("c", now)
+
+
+def test_a_login_checks_account_and_address_together(database: Database) -> None:
+    # Both keys are read in one query; either one blocked refuses, with the longer wait.
+    throttle = _throttle()
+    keys = throttle.keys("11010519491231002X", "192.0.2.7")
+    (account, _), (address, _) = keys
+    now = utcnow()
+    with database.transaction() as session:
+        session.add(
+            LoginThrottle(
+                key=address, failures=30, last_failure_at=now, blocked_until=now + CLEAR_FOR
+            )
+        )
+        session.flush()
+        with pytest.raises(LoginThrottled) as raised:
+            throttle.check(session, keys, now)
+        assert raised.value.retry_after == 2
+        session.add(
+            LoginThrottle(
+                key=account,
+                failures=10,
+                last_failure_at=now,
+                blocked_until=now + timedelta(seconds=40),
+            )
+        )
+        session.flush()
+        with pytest.raises(LoginThrottled) as raised:
+            throttle.check(session, keys, now)
+        assert raised.value.retry_after == 40
+        throttle.check(session, keys, now + timedelta(seconds=40))
+
+
+def test_a_success_forgets_the_account_failures_only(database: Database) -> None:
+    throttle = _throttle()
+    keys = throttle.keys("11010519491231002X", "192.0.2.7")
+    (account, _), (address, _) = keys
+    now = utcnow()
+    with database.transaction() as session:
+        throttle.record_success(session, keys)  # nothing to forget: no error, nothing made
+        assert session.get(LoginThrottle, account) is None
+        for _ in range(2):
+            throttle.record_failure(session, keys, now)
+        throttle.check(session, keys, now)  # loads both counters into the session
+        throttle.record_success(session, keys)
+        assert session.get(LoginThrottle, account) is None
+        kept = session.get(LoginThrottle, address)
+        assert kept is not None and kept.failures == 2
+        # What the session held is gone from the database too, not only from memory.
+        session.expire_all()
+        assert session.get(LoginThrottle, account) is None
