@@ -1214,8 +1214,13 @@ def render_section(report: Report, args: argparse.Namespace) -> str:
         "--workers 1` (log level WARNING) pinned to core 0. A load generator pinned to core 1 "
         "gets a client-credentials token (HTTP Basic, scope `licences:issue licences:read`) "
         f"and posts, for {args.seconds:g} s per row after a warm-up, batches of {args.batch} "
-        f"copies of the demo licence (each holder name differs) over {connections(args)}, "
-        "then single licences over one connection, waiting for each reply; at most "
+        f"copies of the demo licence (each holder name differs) over {connections(args)}"
+        + (
+            " (over one, the core would idle while each batch's commit waits for its fsync)"
+            if args.concurrency == 2
+            else ""
+        )
+        + ", then single licences over one connection, waiting for each reply; at most "
         f"{args.max_licences:,} licences per row. Databases: {databases}."
     )
     lines += paragraph(
@@ -1483,7 +1488,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--batch", type=int, default=100, help="licences per batch request (default 100)"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=1, help="connections of the batch row (default 1)"
+        "--concurrency",
+        type=int,
+        default=2,
+        help="connections of the batch row (default 2: one batch's commit waits on fsync "
+        "while the other's licences are sealed)",
     )
     parser.add_argument(
         "--max-licences", type=int, default=50_000, help="cap per row (default 50000)"
