@@ -128,7 +128,9 @@ def zbarimg(image: Path) -> str:
             pytest.fail("zbarimg (Debian zbar-tools) is required in CI", pytrace=False)
         pytest.skip("zbarimg (Debian zbar-tools) is not installed")
     done = subprocess.run(
-        ["zbarimg", "--raw", "-q", str(image)],
+        # QR codes only: zbar's linear decoders now and then read a run of a QR's
+        # modules as a short 1-D barcode (a second line such as "B80A").
+        ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", str(image)],
         capture_output=True,
         text=True,
         check=False,
