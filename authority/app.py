@@ -22,7 +22,7 @@ from authority.logs import configure_logging
 from authority.oidc.tokens import TokenVerifier
 from authority.verification.tally import VerificationTally
 from authority.web import lean
-from authority.web.hot import HotPathMiddleware, HotRoute
+from authority.web.hot import HOT_BODY_LIMIT, HotPathMiddleware, HotRoute
 from authority.web.metrics import Metrics
 from authority.web.middleware import (
     BodyLimitMiddleware,
@@ -130,7 +130,7 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
         routes=[HotRoute("POST", "/oauth/token", HotTokenEndpoint(opened))],
         metrics=app.state.metrics,
         issuer=settings.issuer,
-        limit=settings.max_body_bytes,
+        limit=min(settings.max_body_bytes, HOT_BODY_LIMIT),
         headers=headers,
     )
     return app

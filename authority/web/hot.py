@@ -31,6 +31,10 @@ from authority.web.problems import PROBLEM_JSON, internal_error
 
 error_log = logging.getLogger("authority.web")
 
+#: The largest body the hot path reads (a plain token request is about 100 bytes);
+#: a longer one goes to the stack, replayed, and meets its body limit there.
+HOT_BODY_LIMIT = 16 * 1024
+
 #: A handler's answer: status, headers (lower-case names, as ASGI) and body.
 HotReply = tuple[int, list[tuple[bytes, bytes]], bytes]
 #: Answers a request from its scope and whole body, or gives ``None`` to pass it on.
@@ -48,7 +52,8 @@ class HotRoute:
 
 class HotPathMiddleware:
     """Answers requests for its routes from memory when their handlers can; passes
-    everything else, and what they decline, to ``app`` unchanged."""
+    everything else, and what they decline, to ``app`` unchanged. A body longer
+    than ``limit`` is not read whole here: it goes to ``app`` too."""
 
     def __init__(
         self,

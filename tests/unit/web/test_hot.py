@@ -27,7 +27,7 @@ from authority.db.base import utcnow
 from authority.db.session import Database
 from authority.instance import Instance
 from authority.oidc.clients import register_agency_client
-from authority.web.hot import HotPathMiddleware, HotRoute
+from authority.web.hot import HOT_BODY_LIMIT, HotPathMiddleware, HotRoute
 from authority.web.metrics import Metrics
 from authority.web.middleware import security_headers
 from authority.web.oauth import HotTokenEndpoint
@@ -217,6 +217,18 @@ def test_a_body_in_chunks_is_read_whole(
     status, _headers, body = _call(client.app, scope, [longer[:7], longer[7:]])
     assert status == 400
     assert b'"invalid_request"' in body
+
+
+def test_a_body_longer_than_the_hot_limit_reaches_the_stack_whole(
+    client: TestClient, agency_client: tuple[str, str]
+) -> None:
+    headers = {**FORM, **_basic(*agency_client)}
+    assert client.post("/oauth/token", content=PLAIN, headers=headers).status_code == 200
+    long = PLAIN + b"&resource=https%3A%2F%2Fx.example%2F" + b"a" * HOT_BODY_LIMIT
+    reply = client.post("/oauth/token", content=long, headers=headers)
+    # Read in part by the hot path, then replayed: the grant sees every parameter.
+    assert reply.status_code == 200
+    assert _token_claims(reply.json())["scope"] == "licences:issue"
 
 
 def test_an_oversized_body_is_refused_by_the_stack(
