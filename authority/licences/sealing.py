@@ -82,7 +82,9 @@ class AgencySealer:
             # token respond() would grant, without a request to encode and parse back.
             return tsa.stamp(hashlib.sha256(signature).digest(), utcnow())
 
-        self._sealer = DocumentSealer(signer, certificate, [load_certificate(issuer)], timestamp)
+        self._sealer = DocumentSealer(
+            signer, certificate, [load_certificate(issuer)], timestamp, timestamp_in_process=True
+        )
         self._qr = QrSealer(signer, certificate)
         # The last schema seen and its QR field names (a batch's licences share one).
         self._last_fields: tuple[dict[str, Any], list[str]] | None = None

@@ -198,8 +198,10 @@ class DocumentSealer:
 
     ``chain`` holds the issuing CA certificates to carry in the seal (the root
     may be left out). ``timestamp``, if given, receives the signature value and
-    returns a DER TimeStampToken over it, which makes the seal B-T. Instances are
-    immutable and may be shared between threads.
+    returns a DER TimeStampToken over it, which makes the seal B-T; each token's
+    imprint is checked against the signature, unless ``timestamp_in_process`` says
+    the tokens come from this process's own TSA, stamped over the digest computed
+    here. Instances are immutable and may be shared between threads.
     """
 
     def __init__(
@@ -208,6 +210,8 @@ class DocumentSealer:
         certificate: x509.Certificate,
         chain: Sequence[x509.Certificate] = (),
         timestamp: Timestamper | None = None,
+        *,
+        timestamp_in_process: bool = False,
     ) -> None:
         if signer.public_key.public_bytes(*_SPKI) != certificate.public_key().public_bytes(*_SPKI):
             raise ConfigurationError(f"key {signer.handle!r} is not the seal certificate's key")
@@ -217,6 +221,7 @@ class DocumentSealer:
         self._signer = signer
         self._digest = digest
         self._timestamp = timestamp
+        self._check_imprints = not timestamp_in_process
         der = certificate.public_bytes(_DER)
         tbs = asn1_x509.Certificate.load(der)["tbs_certificate"]
         issuer, serial = original_bytes(tbs["issuer"]), original_bytes(tbs["serial_number"])
@@ -276,7 +281,8 @@ class DocumentSealer:
         unsigned = b""
         if self._timestamp is not None:
             token = self._timestamp(signature)
-            _check_token_imprint(token, signature)
+            if self._check_imprints:
+                _check_token_imprint(token, signature)
             # EN 319 122-1 §5.3, RFC 3161 Appendix A: the time-stamp is an unsigned attribute.
             unsigned = _tlv(0xA1, _tlv(0x30, _OID_SIGNATURE_TST + _tlv(0x31, token)))
         signer_info = _tlv(
