@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Dialect, Table, insert
 from sqlalchemy.orm import Session
 
 _Processor = Callable[[Any], Any]
+_MISSING = object()
 
 
 @functools.lru_cache(maxsize=64)
@@ -53,10 +55,22 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         return
     connection = session.connection()
     sql, order, positional, processors = _plan(table, tuple(rows[0]), connection.dialect)
+    # A batch's rows mostly share their timestamps (issued now, valid from now): each
+    # distinct datetime is processed once. Keyed with its zone too, so values that are
+    # equal as instants but written in different zones are each processed as given.
+    processed: dict[tuple[int, datetime, Any], Any] = {}
     prepared: list[Any] = []
     for row in rows:
         values = [row[name] for name in order]
         for index, processor in processors:
-            values[index] = processor(values[index])
+            value = values[index]
+            if isinstance(value, datetime):
+                key = (index, value, value.tzinfo)
+                result = processed.get(key, _MISSING)
+                if result is _MISSING:
+                    result = processed[key] = processor(value)
+                values[index] = result
+            else:
+                values[index] = processor(value)
         prepared.append(tuple(values) if positional else dict(zip(order, values, strict=True)))
     connection.exec_driver_sql(sql, prepared)

@@ -58,6 +58,22 @@ def test_rows_read_back_as_core_stores_them(database: Database) -> None:
     assert driver_rows[0][5] == details
 
 
+def test_shared_and_rezoned_timestamps_are_each_stored_as_given(database: Database) -> None:
+    # insert_rows processes each distinct datetime once: rows sharing one, the same
+    # instant in another zone, and a different instant must all come back right.
+    moment = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    values = [moment, moment, moment.astimezone(SHANGHAI), moment + timedelta(microseconds=1)]
+    rows = [_entry(900_000_301 + i, at, {}) for i, at in enumerate(values)]
+    rows.append(_entry(900_000_305, datetime(2026, 12, 1, 8, 30), {}))  # naive, after a hit
+    with pytest.raises(ValueError, match="naive datetime"), database.transaction() as session:
+        insert_rows(session, ENTRIES, rows)
+    with database.transaction() as session:
+        insert_rows(session, ENTRIES, rows[:4])
+    stored = _stored(database, ENTRIES, ENTRIES.c.seq, [r["seq"] for r in rows])
+    assert [row[1] for row in sorted(stored)] == [moment, moment, moment, values[3]]
+    assert all(row[1].tzinfo is UTC for row in stored)
+
+
 def test_binary_values_are_stored_byte_for_byte(database: Database) -> None:
     blob = bytes(range(256)) * 3
     row = {
