@@ -246,9 +246,14 @@ def issue_licences(
     issuer: str,
     actor: str,
     now: datetime,
+    attach: bool = True,
 ) -> list[Licence]:
     """Issue every request or none: validation failures raise :class:`BatchRefused`
-    (or the single item's own error when only one was asked for)."""
+    (or the single item's own error when only one was asked for).
+
+    With ``attach`` the licences join ``session`` as stored objects, so that later
+    changes in the same unit of work (a status change) are UPDATEs; without it they
+    are detached, for a caller that only reads their values."""
     if not requests:
         raise InvalidInput("licences: at least one licence is required")
     if len(requests) > MAX_BATCH:
@@ -308,7 +313,7 @@ def issue_licences(
         rows.append(values)
         record(session, LICENCE_ISSUED, actor, licence.id, {"number": licence.number})
         issued.append(licence)
-    _store(session, issued, rows, actor, now)
+    _store(session, issued if attach else [], rows, actor, now)
     return issued
 
 
@@ -330,7 +335,7 @@ def _store(
     session: Session, issued: list[Licence], rows: list[dict[str, Any]], actor: str, now: datetime
 ) -> None:
     """INSERT the licences and their "issued" events, a statement per table, in the
-    caller's transaction; then attach the objects to ``session`` as already stored.
+    caller's transaction; then attach ``issued`` to ``session`` as already stored.
 
     The driver's executemany (:func:`~authority.db.bulk.insert_rows`) costs a fraction
     of the unit of work's per-object bookkeeping, and of Core's per-row parameter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -99,12 +100,13 @@ def _links(issuer: str, licence: Licence) -> dict[str, str]:
 
 
 def describe(
-    issuer: str, licence: Licence, licence_type: LicenceType, agency: Agency
+    issuer: str, licence: Licence, licence_type: LicenceType, agency: Agency, now: datetime
 ) -> dict[str, Any]:
-    """The API representation of a licence: what it states, its status and its links."""
+    """The API representation of a licence: what it states, its status at ``now`` and its
+    links."""
     return {
         **service.licence_fields(licence, licence_type, agency),
-        "status": service.effective_status(licence, utcnow()),
+        "status": service.effective_status(licence, now),
         "links": _links(issuer, licence),
     }
 
@@ -120,7 +122,10 @@ def describe_all(issuer: str, session: Session, licences: list[Licence]) -> list
             types[lic.type_id] = session.get_one(LicenceType, lic.type_id)
         if lic.agency_id not in agencies:
             agencies[lic.agency_id] = session.get_one(Agency, lic.agency_id)
-    return [describe(issuer, lic, types[lic.type_id], agencies[lic.agency_id]) for lic in licences]
+    now = utcnow()
+    return [
+        describe(issuer, lic, types[lic.type_id], agencies[lic.agency_id], now) for lic in licences
+    ]
 
 
 def _issue(
@@ -136,6 +141,7 @@ def _issue(
         issuer=instance.settings.issuer,
         actor=f"client:{token.client_id}",
         now=utcnow(),
+        attach=False,  # the reply only reads them
     )
 
 

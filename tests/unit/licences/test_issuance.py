@@ -93,6 +93,23 @@ def test_a_batch_is_stored_as_issued(world: World) -> None:
         assert sorted(audited) == sorted(licence_id for licence_id, *_ in issued)
 
 
+def test_unattached_licences_are_stored_but_left_out_of_the_session(world: World) -> None:
+    with world.database.transaction() as session:
+        agency = session.get(Agency, world.agency_id)
+        assert agency is not None
+        sealer = AgencySealer(pki_for(world.instance, session), agency)
+        (licence,) = issue_licences(
+            session, sealer, agency, _requests(1), issuer=ISSUER, actor="client:test",
+            now=utcnow(), attach=False,
+        )  # fmt: skip
+        assert licence not in session
+        assert session.get(Licence, licence.id) is not licence
+    with world.database.session() as session:
+        stored = session.get_one(Licence, licence.id)
+        assert (stored.number, stored.seal) == (licence.number, licence.seal)
+        assert stored.status == "valid"
+
+
 def test_issued_licences_are_persistent_in_the_session(world: World) -> None:
     with world.database.transaction() as session:
         first, _second = _issue(world, session, 2)
