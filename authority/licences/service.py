@@ -24,6 +24,7 @@ from authority.agencies.models import Agency
 from authority.audit.trail import LICENCE_ISSUED, LICENCE_STATUS, record
 from authority.canonical import canonical_json
 from authority.db.bulk import insert_rows
+from authority.db.ids import uuid7
 from authority.errors import AuthorityError, Conflict, InvalidInput, NotFound
 from authority.identity.identifiers import validate_resident_id, validate_uscc
 from authority.licences.models import Licence, LicenceCounter, LicenceEvent, LicenceType
@@ -288,7 +289,7 @@ def issue_licences(
         sequence = firsts[item.licence_type.id]
         firsts[item.licence_type.id] += 1
         values: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
+            "id": str(uuid7()),
             "number": f"{item.licence_type.code}-{year}-{sequence:06d}",
             "type_id": item.licence_type.id,
             "agency_id": agency.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -91,6 +92,8 @@ def test_a_batch_is_stored_as_issued(world: World) -> None:
             select(AuditEntry.subject).where(AuditEntry.event == "licence.issued")
         ).all()
         assert sorted(audited) == sorted(licence_id for licence_id, *_ in issued)
+        # Time-ordered ids (RFC 9562 UUIDv7): new rows go to the end of the key's index.
+        assert {uuid.UUID(licence_id).version for licence_id, *_ in issued} == {7}
 
 
 def test_unattached_licences_are_stored_but_left_out_of_the_session(world: World) -> None:
