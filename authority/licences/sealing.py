@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,8 +83,17 @@ class AgencySealer:
             # token respond() would grant, without a request to encode and parse back.
             return tsa.stamp(hashlib.sha256(signature).digest(), utcnow())
 
+        def stamp_many(signatures: Sequence[bytes]) -> list[bytes]:
+            digests = [hashlib.sha256(signature).digest() for signature in signatures]
+            return tsa.stamp_many(digests, utcnow())
+
         self._sealer = DocumentSealer(
-            signer, certificate, [load_certificate(issuer)], timestamp, timestamp_in_process=True
+            signer,
+            certificate,
+            [load_certificate(issuer)],
+            timestamp,
+            stamp_many=stamp_many,
+            timestamp_in_process=True,
         )
         self._qr = QrSealer(signer, certificate)
         # The last schema seen and its QR field names (a batch's licences share one).
@@ -93,20 +103,34 @@ class AgencySealer:
         """The detached CAdES-B-T seal over ``document`` and the sealing certificate's id."""
         return self._sealer.seal(document, signing_time), self.seal_certificate_id
 
+    def seal_documents(
+        self, documents: Sequence[bytes], signing_time: datetime
+    ) -> tuple[list[bytes], int]:
+        """:meth:`seal_document` of each of ``documents`` (a batch's: signed back to back)."""
+        return self._sealer.seal_many(documents, signing_time), self.seal_certificate_id
+
     def qr_payload(self, licence: Licence, licence_type: LicenceType, agency: Agency) -> str:
         """The compact QR seal of ``licence``'s essential fields."""
-        claims = QrClaims(
-            number=licence.number,
-            type_code=licence_type.code,
-            holder_kind=licence.holder_kind,
-            holder_id=licence.holder_id,
-            holder_name=licence.holder_name,
-            issued_on=licence.issued_at.date(),
-            valid_from=licence.valid_from.date(),
-            valid_until=licence.valid_until.date(),
-            fields=_field_values(self._field_names(licence_type.schema), licence.data),
+        return self.qr_payloads([(licence, licence_type)], agency)[0]
+
+    def qr_payloads(
+        self, licences: Sequence[tuple[Licence, LicenceType]], agency: Agency
+    ) -> list[str]:
+        """:meth:`qr_payload` of each (licence, its type), in order (signed back to back)."""
+        return self._qr.seal_many(
+            QrClaims(
+                number=licence.number,
+                type_code=licence_type.code,
+                holder_kind=licence.holder_kind,
+                holder_id=licence.holder_id,
+                holder_name=licence.holder_name,
+                issued_on=licence.issued_at.date(),
+                valid_from=licence.valid_from.date(),
+                valid_until=licence.valid_until.date(),
+                fields=_field_values(self._field_names(licence_type.schema), licence.data),
+            )
+            for licence, licence_type in licences
         )
-        return self._qr.seal(claims)
 
     def _field_names(self, schema: dict[str, Any]) -> list[str]:
         """:func:`qr_field_names`, worked out once for the schema of a batch's licences."""

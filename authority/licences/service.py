@@ -45,13 +45,18 @@ class Forbidden(AuthorityError):
 
 
 class LicenceSealer(Protocol):
-    """Seals what issuance produces: the canonical document and the QR's compact seal."""
+    """Seals what issuance produces: the canonical documents and the QRs' compact seals,
+    a batch's at once."""
 
-    def seal_document(self, document: bytes, signing_time: datetime) -> tuple[bytes, int]:
-        """The detached seal (DER) over ``document`` and the id of the sealing certificate."""
+    def seal_documents(
+        self, documents: Sequence[bytes], signing_time: datetime
+    ) -> tuple[list[bytes], int]:
+        """The detached seal (DER) over each document, and the id of the sealing certificate."""
 
-    def qr_payload(self, licence: Licence, licence_type: LicenceType, agency: Agency) -> str:
-        """The compact QR seal of ``licence``'s essential fields."""
+    def qr_payloads(
+        self, licences: Sequence[tuple[Licence, LicenceType]], agency: Agency
+    ) -> list[str]:
+        """The compact QR seal of each licence's essential fields."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,7 @@ def issue_licences(
         firsts[licence_type.id] = _reserve_numbers(session, licence_type, year, count)
     issued: list[Licence] = []
     rows: list[dict[str, Any]] = []
+    documents: list[bytes] = []
     for item in checked:
         sequence = firsts[item.licence_type.id]
         firsts[item.licence_type.id] += 1
@@ -306,14 +312,26 @@ def issue_licences(
             "pdf": None,
         }
         licence = _unsaved(values)
-        document = document_bytes(issuer, licence, item.licence_type, agency)
-        seal, seal_certificate_id = sealer.seal_document(document, now)
-        values.update(document=document, seal=seal, seal_certificate_id=seal_certificate_id)
-        values["qr_payload"] = sealer.qr_payload(licence, item.licence_type, agency)
-        licence.__dict__.update(values)
+        documents.append(document_bytes(issuer, licence, item.licence_type, agency))
         rows.append(values)
-        record(session, LICENCE_ISSUED, actor, licence.id, {"number": licence.number})
         issued.append(licence)
+    # The whole batch is sealed at once: each kind of signature made back to back.
+    seals, seal_certificate_id = sealer.seal_documents(documents, now)
+    payloads = sealer.qr_payloads(
+        [(licence, item.licence_type) for licence, item in zip(issued, checked, strict=True)],
+        agency,
+    )
+    for licence, values, document, seal, payload in zip(
+        issued, rows, documents, seals, payloads, strict=True
+    ):
+        values.update(
+            document=document,
+            seal=seal,
+            seal_certificate_id=seal_certificate_id,
+            qr_payload=payload,
+        )
+        licence.__dict__.update(values)
+        record(session, LICENCE_ISSUED, actor, licence.id, {"number": licence.number})
     _store(session, issued if attach else [], rows, actor, now)
     return issued
 

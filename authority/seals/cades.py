@@ -58,6 +58,8 @@ SEAL_MEDIA_TYPE = "application/pkcs7-signature"  # RFC 5751 §3.2.1
 SEAL_MAX_BYTES = 1 << 20
 
 Timestamper = Callable[[bytes], bytes]
+#: Time-stamps a list of signature values at once: one token each, in order.
+BatchTimestamper = Callable[[Sequence[bytes]], list[bytes]]
 _DER = serialization.Encoding.DER
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 _DIGESTS: dict[str, hashes.HashAlgorithm] = {
@@ -198,10 +200,12 @@ class DocumentSealer:
 
     ``chain`` holds the issuing CA certificates to carry in the seal (the root
     may be left out). ``timestamp``, if given, receives the signature value and
-    returns a DER TimeStampToken over it, which makes the seal B-T; each token's
-    imprint is checked against the signature, unless ``timestamp_in_process`` says
-    the tokens come from this process's own TSA, stamped over the digest computed
-    here. Instances are immutable and may be shared between threads.
+    returns a DER TimeStampToken over it, which makes the seal B-T; ``stamp_many``,
+    if given, does the same for a list of signatures at once (for :meth:`seal_many`).
+    Each token's imprint is checked against the signature, unless
+    ``timestamp_in_process`` says the tokens come from this process's own TSA,
+    stamped over the digest computed here. Instances are immutable and may be
+    shared between threads.
     """
 
     def __init__(
@@ -211,6 +215,7 @@ class DocumentSealer:
         chain: Sequence[x509.Certificate] = (),
         timestamp: Timestamper | None = None,
         *,
+        stamp_many: BatchTimestamper | None = None,
         timestamp_in_process: bool = False,
     ) -> None:
         if signer.public_key.public_bytes(*_SPKI) != certificate.public_key().public_bytes(*_SPKI):
@@ -221,6 +226,7 @@ class DocumentSealer:
         self._signer = signer
         self._digest = digest
         self._timestamp = timestamp
+        self._stamp_many = stamp_many if timestamp is not None else None
         self._check_imprints = not timestamp_in_process
         der = certificate.public_bytes(_DER)
         tbs = asn1_x509.Certificate.load(der)["tbs_certificate"]
@@ -263,26 +269,63 @@ class DocumentSealer:
 
     def seal(self, content: bytes, signing_time: datetime) -> bytes:
         """The DER detached seal of ``content``, dated ``signing_time`` (whole seconds)."""
+        return self.seal_many([content], signing_time)[0]
+
+    def seal_many(self, contents: Sequence[bytes], signing_time: datetime) -> list[bytes]:
+        """:meth:`seal` of each of ``contents``, in order.
+
+        The signatures are made one after the other, then the time-stamps (together,
+        with ``stamp_many``), and only then is each seal assembled: signing back to back
+        keeps the signature code and its tables in the processor's cache, where
+        interleaving them with the DER work of each seal made each signature take
+        about twice as long.
+        """
         if signing_time.tzinfo is None:
             raise ValueError("signing_time must be timezone-aware")
-        digest = hashlib.new(self._digest, content).digest()
-        attributes = [
-            *self._fixed_attributes,
-            # RFC 5652 §11.2: message-digest MUST be present (EN 319 122-1 §5.1.2).
-            _tlv(0x30, _OID_MESSAGE_DIGEST + _tlv(0x31, _tlv(0x04, digest))),
+        signing_time_attribute = (
             # EN 319 122-1 §5.2.1 and §6.3: signing-time shall be present in B-B.
-            _tlv(0x30, _OID_SIGNING_TIME + _tlv(0x31, _time_der(signing_time))),
-        ]
-        # RFC 5652 §5.3: signedAttrs MUST be DER, so the SET OF is sorted (X.690 §11.6).
-        attributes_body = b"".join(sorted(attributes))
+            _tlv(0x30, _OID_SIGNING_TIME + _tlv(0x31, _time_der(signing_time)))
+        )
+        bodies = []
+        for content in contents:
+            digest = hashlib.new(self._digest, content).digest()
+            attributes = [
+                *self._fixed_attributes,
+                # RFC 5652 §11.2: message-digest MUST be present (EN 319 122-1 §5.1.2).
+                _tlv(0x30, _OID_MESSAGE_DIGEST + _tlv(0x31, _tlv(0x04, digest))),
+                signing_time_attribute,
+            ]
+            # RFC 5652 §5.3: signedAttrs MUST be DER, so the SET OF is sorted (X.690 §11.6).
+            bodies.append(b"".join(sorted(attributes)))
         # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF (0x31).
-        signed = _tlv(0x31, attributes_body)
-        signature = self._signer.sign(signed)
-        unsigned = b""
-        if self._timestamp is not None:
-            token = self._timestamp(signature)
-            if self._check_imprints:
+        to_sign = [_tlv(0x31, body) for body in bodies]
+        sign = self._signer.sign
+        signatures = [sign(data) for data in to_sign]
+        return [
+            self._assemble(body, signature, token)
+            for body, signature, token in zip(
+                bodies, signatures, self._time_stamps(signatures), strict=True
+            )
+        ]
+
+    def _time_stamps(self, signatures: list[bytes]) -> Sequence[bytes | None]:
+        """The time-stamp token over each signature value (None each for B-B)."""
+        if self._timestamp is None:
+            return [None] * len(signatures)
+        if self._stamp_many is not None:
+            tokens = self._stamp_many(signatures)
+            if len(tokens) != len(signatures):
+                raise SealTimestampError("the time-stamper answered a different number of tokens")
+        else:
+            tokens = [self._timestamp(signature) for signature in signatures]
+        if self._check_imprints:
+            for token, signature in zip(tokens, signatures, strict=True):
                 _check_token_imprint(token, signature)
+        return tokens
+
+    def _assemble(self, attributes_body: bytes, signature: bytes, token: bytes | None) -> bytes:
+        unsigned = b""
+        if token is not None:
             # EN 319 122-1 §5.3, RFC 3161 Appendix A: the time-stamp is an unsigned attribute.
             unsigned = _tlv(0xA1, _tlv(0x30, _OID_SIGNATURE_TST + _tlv(0x31, token)))
         signer_info = _tlv(

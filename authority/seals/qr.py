@@ -359,11 +359,25 @@ class QrSealer:
 
         Raises :class:`QrClaimsInvalid` when the claims cannot be written.
         """
-        body = _body(claims, self._key_id)
-        if len(body) + SIGNATURE_LENGTH > MAX_PAYLOAD_BYTES:
-            raise QrClaimsInvalid(f"the claims make a seal over {MAX_PAYLOAD_BYTES} bytes")
-        r, s = decode_dss_signature(self._signer.sign(DOMAIN + body))
-        return to_text(body + r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+        return self.seal_many([claims])[0]
+
+    def seal_many(self, claims: Iterable[QrClaims]) -> list[str]:
+        """:meth:`seal` of each claims, in order; every body is written before the first
+        signature, and the signatures are made back to back (kept in the cache)."""
+        bodies = []
+        for item in claims:
+            body = _body(item, self._key_id)
+            if len(body) + SIGNATURE_LENGTH > MAX_PAYLOAD_BYTES:
+                raise QrClaimsInvalid(f"the claims make a seal over {MAX_PAYLOAD_BYTES} bytes")
+            bodies.append(body)
+        to_sign = [DOMAIN + body for body in bodies]
+        sign = self._signer.sign
+        signatures = [sign(data) for data in to_sign]
+        texts = []
+        for body, signature in zip(bodies, signatures, strict=True):
+            r, s = decode_dss_signature(signature)
+            texts.append(to_text(body + r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+        return texts
 
 
 def encode_qr_seal(claims: QrClaims, signer: Signer, seal_certificate: x509.Certificate) -> str:

@@ -450,6 +450,45 @@ def test_stamp_makes_a_token_openssl_verifies(pki_files, pki: Pki) -> None:
     assert "message imprint mismatch" in result.stderr
 
 
+def test_stamp_many_makes_one_verifiable_token_per_digest_in_order(pki_files, pki: Pki) -> None:
+    serials = itertools.count(2000)
+    authority = TimeStampAuthority(
+        pki.tsa, pki.tsa_signer, serial_source=lambda: next(serials), chain=[pki.ca]
+    )
+    data = [DATA + bytes([i]) for i in range(3)]
+    tokens = authority.stamp_many([hashlib.sha256(d).digest() for d in data], datetime.now(UTC))
+    assert len(tokens) == 3
+    directory = pki_files["root"].parent
+    for index, (item, token) in enumerate(zip(data, tokens, strict=True)):
+        info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+        assert info["serial_number"].native == 2000 + index
+        assert info["message_imprint"]["hashed_message"].native == hashlib.sha256(item).digest()
+        (directory / "data.txt").write_bytes(item)
+        (directory / "token.der").write_bytes(token)
+        result = openssl(
+            "ts", "-verify", "-in", directory / "token.der", "-token_in",
+            "-data", directory / "data.txt", "-CAfile", pki_files["root"],
+        )  # fmt: skip
+        assert result.stdout.strip() == "Verification: OK", result.stderr
+    # The tokens are not interchangeable: the second's data does not match the first.
+    (directory / "token.der").write_bytes(tokens[0])
+    result = openssl(
+        "ts", "-verify", "-in", directory / "token.der", "-token_in",
+        "-data", directory / "data.txt", "-CAfile", pki_files["root"],
+    )  # fmt: skip
+    assert "message imprint mismatch" in result.stderr
+
+
+def test_stamp_many_refuses_a_batch_with_one_bad_digest(pki: Pki) -> None:
+    calls = itertools.count(1)
+    authority = TimeStampAuthority(pki.tsa, pki.tsa_signer, serial_source=lambda: next(calls))
+    good = hashlib.sha256(DATA).digest()
+    with pytest.raises(TimeStampRejected, match="not a sha256 imprint"):
+        authority.stamp_many([good, b"short", good], datetime.now(UTC))
+    assert next(calls) == 1  # refused before any serial was taken or token signed
+    assert authority.stamp_many([], datetime.now(UTC)) == []
+
+
 def test_stamp_refuses_what_respond_would_reject(pki: Pki) -> None:
     authority = TimeStampAuthority(pki.tsa, pki.tsa_signer, serial_source=lambda: 0)
     with pytest.raises(TimeStampRejected, match="system_failure"):

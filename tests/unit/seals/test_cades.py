@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -400,6 +400,42 @@ def test_a_time_stamp_over_other_data_is_refused_when_sealing(pki: Pki, stamper:
 
 
 # --------------------------------------------------------------------- verification
+
+
+def test_a_batch_is_sealed_in_order_each_seal_verifying(pki: Pki, stamper: Stamper) -> None:
+    batches: list[int] = []
+
+    def stamp_many(signatures: Sequence[bytes]) -> list[bytes]:
+        batches.append(len(signatures))
+        return [stamper(signature) for signature in signatures]
+
+    sealer = DocumentSealer(pki.seal_signer, pki.seal, [pki.ca], stamper, stamp_many=stamp_many)
+    contents = [DOCUMENT + b" " * i for i in range(3)]
+    seals = sealer.seal_many(contents, SIGNING_TIME)
+    assert batches == [3]  # one call for the whole batch
+    for content, seal_der in zip(contents, seals, strict=True):
+        info = verify_document_seal(content, seal_der)
+        assert info.timestamp is not None
+        assert info.timestamp.gen_time == STAMP_TIME.replace(microsecond=0)
+    with pytest.raises(InvalidInput):
+        verify_document_seal(contents[0], seals[1])
+
+
+def test_a_batch_time_stamper_is_held_to_one_token_per_signature(
+    pki: Pki, stamper: Stamper
+) -> None:
+    short = DocumentSealer(
+        pki.seal_signer, pki.seal, [pki.ca], stamper, stamp_many=lambda sigs: [stamper(sigs[0])]
+    )
+    with pytest.raises(SealTimestampError, match="different number of tokens"):
+        short.seal_many([DOCUMENT, DOCUMENT], SIGNING_TIME)
+    # Tokens over other data are caught in a batch as one by one (imprints checked).
+    swapped = DocumentSealer(
+        pki.seal_signer, pki.seal, [pki.ca], stamper,
+        stamp_many=lambda sigs: [stamper(s) for s in reversed(sigs)],
+    )  # fmt: skip
+    with pytest.raises(SealTimestampError, match="not over the seal's signature"):
+        swapped.seal_many([DOCUMENT, DOCUMENT + b" "], SIGNING_TIME)
 
 
 def test_round_trip(pki: Pki, seal: bytes) -> None:

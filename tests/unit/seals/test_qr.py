@@ -24,6 +24,7 @@ from authority.seals.qr import (
     MalformedQrSeal,
     QrClaims,
     QrClaimsInvalid,
+    QrSealer,
     QrSealSignatureInvalid,
     QrSealUnknownKey,
     decode_qr_seal,
@@ -182,6 +183,16 @@ def test_holder_ids_round_trip(pki: Pki, kind: str, holder_id: str, form: int) -
     payload = seal(pki, claims)
     assert from_text(payload)[30] == form
     assert decode_qr_seal(payload).claims == claims
+
+
+def test_a_batch_seals_each_claims_in_order(pki: Pki) -> None:
+    batch = [replace(DEMO, number=f"DEMO-2026-{i:06d}", holder_name=f"张{i}") for i in range(3)]
+    payloads = QrSealer(pki.seal_signer, pki.seal).seal_many(batch)
+    assert [verify_qr_seal(p, [pki.seal]).claims for p in payloads] == batch
+    assert QrSealer(pki.seal_signer, pki.seal).seal_many([]) == []
+    too_long = replace(DEMO, fields=tuple((f"k{i}", "值" * 40) for i in range(8)))
+    with pytest.raises(QrClaimsInvalid):
+        QrSealer(pki.seal_signer, pki.seal).seal_many([DEMO, too_long])
 
 
 def test_text_form_round_trips_every_length() -> None:
