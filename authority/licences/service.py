@@ -259,7 +259,8 @@ def issue_licences(
 
     With ``attach`` the licences join ``session`` as stored objects, so that later
     changes in the same unit of work (a status change) are UPDATEs; without it they
-    are detached, for a caller that only reads their values."""
+    stay outside any session, objects holding the stored values, for a caller that only
+    reads them."""
     if not requests:
         raise InvalidInput("licences: at least one licence is required")
     if len(requests) > MAX_BATCH:
