@@ -75,12 +75,45 @@ def _token_hash(cookie: str) -> str:
     return hashlib.sha256(cookie.encode("ascii", "replace")).hexdigest()
 
 
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password verified before the unit of work that acts on it (argon2's ~20 ms of
+    CPU then holds no database write lock), and the stored hash it was checked against."""
+
+    id_number: str
+    password: str
+    stored: str | None
+    matches: bool
+
+    def answers(self, id_number: str, password: str, stored: str | None) -> bool:
+        """Whether this check was of the same attempt against the same stored hash."""
+        return (self.id_number, self.password, self.stored) == (id_number, password, stored)
+
+
 class Authenticator:
     """Password and TOTP checks with throttling, producing provider sessions."""
 
     def __init__(self, hasher: PasswordHasher, throttle: Throttle) -> None:
         self.hasher = hasher
         self.throttle = throttle
+
+    def check_password(
+        self, session: Session, *, id_number: str, password: str, address: str | None, now: datetime
+    ) -> PasswordCheck | None:
+        """Verify a password ahead of :meth:`password`, only reading; None while throttled
+        (no argon2 work then: :meth:`password` refuses the attempt).
+
+        The same work whether or not the account exists (the decoy hash for an unknown
+        one). Nothing is decided here: :meth:`password` checks the throttle again and
+        counts the outcome, in the unit of work that reveals it.
+        """
+        try:
+            self.throttle.check(session, self.throttle.keys(id_number, address), now)
+        except LoginThrottled:
+            return None
+        citizen = _active_citizen(session, id_number)
+        stored = citizen.password_hash if citizen is not None else None
+        return PasswordCheck(id_number, password, stored, self.hasher.verify(stored, password))
 
     def password(
         self,
@@ -91,11 +124,14 @@ class Authenticator:
         address: str | None,
         now: datetime,
         step_up: bool = False,
+        checked: PasswordCheck | None = None,
     ) -> StartedSession:
         """Check a password; a session pending the second factor when one is needed.
 
         ``step_up``: the request asks for more than level low, so an enrolled
         second factor is asked for even where the account does not require it.
+        ``checked``: this attempt's :meth:`check_password`, used when the stored hash
+        is still the one it verified (otherwise the password is verified here).
         """
         keys = self.throttle.keys(id_number, address)
         try:
@@ -103,17 +139,13 @@ class Authenticator:
         except LoginThrottled:
             audit_login(session, LOGIN_THROTTLED, None, address, factor="password")
             raise
-        citizen: Citizen | None = None
-        try:
-            number = validate_resident_id(id_number)
-        except InvalidIdentifier:
-            number = None
-        if number is not None:
-            citizen = session.scalar(
-                select(Citizen).where(Citizen.id_number == number, Citizen.disabled_at.is_(None))
-            )
+        citizen = _active_citizen(session, id_number)
         stored = citizen.password_hash if citizen is not None else None
-        if not self.hasher.verify(stored, password) or citizen is None:
+        if checked is not None and checked.answers(id_number, password, stored):
+            matches = checked.matches
+        else:
+            matches = self.hasher.verify(stored, password)
+        if not matches or citizen is None:
             self.throttle.record_failure(session, keys, now)
             audit_login(session, LOGIN_FAILED, citizen, address, factor="password")
             raise LoginFailed("the identity number or the password is wrong")
@@ -160,6 +192,17 @@ class Authenticator:
         amr = [AMR_PASSWORD, AMR_OTP, AMR_MFA]
         audit_login(session, LOGIN_SUCCEEDED, citizen, address, amr=amr)
         return start_session(session, citizen, amr, now)
+
+
+def _active_citizen(session: Session, id_number: str) -> Citizen | None:
+    """The enabled account with the identity number typed, if it is a valid one."""
+    try:
+        number = validate_resident_id(id_number)
+    except InvalidIdentifier:
+        return None
+    return session.scalar(
+        select(Citizen).where(Citizen.id_number == number, Citizen.disabled_at.is_(None))
+    )
 
 
 def audit_login(

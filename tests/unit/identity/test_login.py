@@ -169,3 +169,60 @@ def test_second_factor_missing_is_said_after_the_password(
         authenticator.password(
             session, id_number="110105198001010024", password=PASSWORD, address=None, now=utcnow()
         )
+
+
+def _check(database: Database, auth: Authenticator, number: str, password: str):  # type: ignore[no-untyped-def]
+    with database.transaction(write=False) as session:
+        return auth.check_password(
+            session, id_number=number, password=password, address=ADDRESS, now=utcnow()
+        )
+
+
+def _login_checked(database: Database, auth: Authenticator, number: str, password: str, checked):  # type: ignore[no-untyped-def]
+    with database.transaction() as session:
+        try:
+            return auth.password(
+                session,
+                id_number=number,
+                password=password,
+                address=ADDRESS,
+                now=utcnow(),
+                checked=checked,
+            )
+        except (LoginFailed, LoginThrottled) as exc:
+            return exc
+
+
+def test_an_early_check_decides_only_for_the_same_attempt_and_hash(
+    database: Database, authenticator: Authenticator, accounts: str
+) -> None:
+    right = _check(database, authenticator, CITIZEN, PASSWORD)
+    wrong = _check(database, authenticator, CITIZEN, PASSWORD + "x")
+    assert (right.matches, wrong.matches) == (True, False)
+    unknown = _check(database, authenticator, "110105194912310029", PASSWORD)
+    assert (unknown.stored, unknown.matches) == (None, False)  # the decoy was verified
+    assert _login_checked(database, authenticator, CITIZEN, PASSWORD, right).complete
+    failed = _login_checked(database, authenticator, CITIZEN, PASSWORD + "x", wrong)
+    assert isinstance(failed, LoginFailed)
+    # A check of another password, or of a hash since replaced, is not trusted: the
+    # password is verified again.
+    assert _login_checked(database, authenticator, CITIZEN, PASSWORD, wrong).complete
+    changed = type(right)(CITIZEN, PASSWORD + "x", "$argon2id$v=19$m=1,t=1,p=1$old", True)
+    assert isinstance(
+        _login_checked(database, authenticator, CITIZEN, PASSWORD + "x", changed), LoginFailed
+    )
+
+
+def test_an_early_check_does_no_argon2_work_while_throttled_and_counts_nothing(
+    database: Database, authenticator: Authenticator, accounts: str
+) -> None:
+    for _ in range(4):
+        assert isinstance(_login(database, authenticator, CITIZEN, "wrong password!"), LoginFailed)
+    assert _check(database, authenticator, CITIZEN, PASSWORD) is None
+    # A check made before the key was blocked decides nothing: the unit of work that
+    # would reveal it checks the throttle again.
+    earlier = type(_check(database, authenticator, TWO_FACTOR, PASSWORD))(
+        CITIZEN, PASSWORD, None, True
+    )
+    throttled = _login_checked(database, authenticator, CITIZEN, PASSWORD, earlier)
+    assert isinstance(throttled, LoginThrottled)
