@@ -78,16 +78,26 @@ def _token_hash(cookie: str) -> str:
 @dataclass(frozen=True)
 class PasswordCheck:
     """A password verified before the unit of work that acts on it (argon2's ~20 ms of
-    CPU then holds no database write lock), and the stored hash it was checked against."""
+    CPU then holds no database write lock): the account and counters it read, and the
+    outcome."""
 
     id_number: str
     password: str
-    stored: str | None
+    address: str | None
+    #: The account as read (detached), None for an unknown one.
+    citizen: Citizen | None
     matches: bool
+    #: :meth:`Throttle.mark` before the counters were read.
+    mark: int
 
-    def answers(self, id_number: str, password: str, stored: str | None) -> bool:
-        """Whether this check was of the same attempt against the same stored hash."""
-        return (self.id_number, self.password, self.stored) == (id_number, password, stored)
+    def of(self, id_number: str, password: str, address: str | None) -> bool:
+        """Whether this check was of the same attempt."""
+        return (self.id_number, self.password, self.address) == (id_number, password, address)
+
+    @property
+    def stored(self) -> str | None:
+        """The hash the password was verified against."""
+        return self.citizen.password_hash if self.citizen is not None else None
 
 
 class Authenticator:
@@ -104,16 +114,18 @@ class Authenticator:
         (no argon2 work then: :meth:`password` refuses the attempt).
 
         The same work whether or not the account exists (the decoy hash for an unknown
-        one). Nothing is decided here: :meth:`password` checks the throttle again and
-        counts the outcome, in the unit of work that reveals it.
+        one). Nothing is counted here: :meth:`password` counts the outcome in the unit
+        of work that reveals it.
         """
+        mark = self.throttle.mark()
         try:
             self.throttle.check(session, self.throttle.keys(id_number, address), now)
         except LoginThrottled:
             return None
         citizen = _active_citizen(session, id_number)
         stored = citizen.password_hash if citizen is not None else None
-        return PasswordCheck(id_number, password, stored, self.hasher.verify(stored, password))
+        matches = self.hasher.verify(stored, password)
+        return PasswordCheck(id_number, password, address, citizen, matches, mark)
 
     def password(
         self,
@@ -130,21 +142,33 @@ class Authenticator:
 
         ``step_up``: the request asks for more than level low, so an enrolled
         second factor is asked for even where the account does not require it.
-        ``checked``: this attempt's :meth:`check_password`, used when the stored hash
-        is still the one it verified (otherwise the password is verified here).
+
+        ``checked``: this attempt's :meth:`check_password`. Its reads stand while this
+        process has counted no failure since they were made (nothing it read can have
+        become blocked here); otherwise the throttle and the account are read again, and
+        the password verified again unless its hash is unchanged.
         """
         keys = self.throttle.keys(id_number, address)
-        try:
-            self.throttle.check(session, keys, now)
-        except LoginThrottled:
-            audit_login(session, LOGIN_THROTTLED, None, address, factor="password")
-            raise
-        citizen = _active_citizen(session, id_number)
-        stored = citizen.password_hash if citizen is not None else None
-        if checked is not None and checked.answers(id_number, password, stored):
-            matches = checked.matches
+        attempt = (
+            checked if checked is not None and checked.of(id_number, password, address) else None
+        )
+        if attempt is not None and self.throttle.quiet_since(attempt.mark):
+            citizen = (
+                session.merge(attempt.citizen, load=False) if attempt.citizen is not None else None
+            )
+            matches = attempt.matches
         else:
-            matches = self.hasher.verify(stored, password)
+            try:
+                self.throttle.check(session, keys, now)
+            except LoginThrottled:
+                audit_login(session, LOGIN_THROTTLED, None, address, factor="password")
+                raise
+            citizen = _active_citizen(session, id_number)
+            stored = citizen.password_hash if citizen is not None else None
+            if attempt is not None and attempt.stored == stored:
+                matches = attempt.matches
+            else:
+                matches = self.hasher.verify(stored, password)
         if not matches or citizen is None:
             self.throttle.record_failure(session, keys, now)
             audit_login(session, LOGIN_FAILED, citizen, address, factor="password")

@@ -158,6 +158,16 @@ class Throttle:
         self.address = address
         self.client = client
         self.clear_clients = ClearKeys()
+        self._failures = 0
+        self._failures_guard = threading.Lock()
+
+    def mark(self) -> int:
+        """How many failures this process has counted: pass to :meth:`quiet_since`."""
+        return self._failures
+
+    def quiet_since(self, mark: int) -> bool:
+        """Whether this process has counted no failure since :meth:`mark` gave ``mark``."""
+        return self._failures == mark
 
     def client_keys(self, client_id: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
         """The throttle key of a client's authentication from ``address``."""
@@ -212,6 +222,8 @@ class Throttle:
         self, session: Session, keys: Iterable[tuple[str, ThrottlePolicy]], now: datetime
     ) -> None:
         """Count one failure against every key."""
+        with self._failures_guard:
+            self._failures += 1
         for key, policy in keys:
             self.clear_clients.forget(key)
             row = session.get(LoginThrottle, key, with_for_update=True)
