@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio.to_thread
 from anyio import CancelScope, CapacityLimiter
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from authority.db.base import utcnow
 from authority.instance import Instance
@@ -50,6 +52,21 @@ async def _unit_of_work(request: Request) -> AsyncIterator[Session]:
             await anyio.to_thread.run_sync(
                 unit.__exit__, None, None, None, limiter=CapacityLimiter(1)
             )
+
+
+async def in_unit_of_work(
+    request: Request, work: Callable[[Session], Response], *, write: bool
+) -> Response:
+    """``work``'s response, in a unit of work committed before it is returned: what a
+    route with :data:`DbSession` does, for a lean route (authority/web/lean.py), in one
+    hand-off to a worker thread."""
+    instance: Instance = request.app.state.instance
+
+    def run() -> Response:
+        with instance.database.transaction(write=write) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
 
 
 async def _declare_writes(request: Request) -> None:

@@ -4,11 +4,15 @@ FastAPI's per-request machinery (matching across included routers, solving
 dependencies, validating parameters) costs more than the whole of a token
 request's own work. An endpoint that takes the raw request and builds its
 response itself gains nothing from it, so the busiest ones (the token endpoint
-every agency call starts with, public verification) are plain Starlette
+every agency call starts with, public verification, and the GET requests of
+every login: authorize, the login page, userinfo) are plain Starlette
 routes, matched before any other route. Their OpenAPI operations are written
 out here and merged into ``/openapi.json``, so clients and Schemathesis see
-them as before. Errors they raise go to the same handlers as every route's
-(``authority/web/problems.py``), and the middleware wraps them the same way.
+them as before; a lean route with no operation either is a page or serves one
+method of a FastAPI route, which still describes it and answers the other
+methods, through the same function (``authority.web.deps.in_unit_of_work``
+gives it its unit of work). Errors they raise go to the same handlers as every
+route's (``authority/web/problems.py``), and the middleware wraps them the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class LeanRoute:
     method: str
     endpoint: Endpoint
     #: The OpenAPI 3.1 operation object (summary, tags, requestBody, responses...);
-    #: None for a page that /openapi.json does not describe.
+    #: None for a page that /openapi.json does not describe, or for one method of a
+    #: FastAPI route that describes it.
     operation: dict[str, Any] | None = field(default_factory=dict)
 
 

@@ -17,8 +17,10 @@ from authority.oidc.authorize import AuthorizationEndpoint, RequestOfAnotherBrow
 from authority.oidc.clients import find_client
 from authority.oidc.consent import consents_of, grant_consent, withdraw_consent
 from authority.oidc.scopes import SCOPES, parse_scope
-from authority.web.deps import WRITES, CurrentInstance, DbSession
-from authority.web.oauth import Server
+from authority.oidc.server import AuthorityServer
+from authority.web.deps import WRITES, CurrentInstance, DbSession, in_unit_of_work
+from authority.web.lean import LeanRoute
+from authority.web.oauth import Server, provider_for
 from authority.web.people import (
     authorization_endpoint,
     csrf_ok,
@@ -328,3 +330,19 @@ def consent_withdraw(
         return error_page(request, "login_required", "log in through a portal first", 401)
     withdraw_consent(session, citizen, client_id, utcnow())
     return RedirectResponse("/account/consents", status_code=303)
+
+
+async def login_form_lean(request: Request) -> Response:
+    """GET /login as :func:`login_form`, without FastAPI's per-request work."""
+    instance = request.app.state.instance
+    return await in_unit_of_work(
+        request,
+        lambda session: login_form(
+            request, session, AuthorityServer(provider_for(instance, session, request))
+        ),
+        write=False,
+    )
+
+
+#: Every login shows this page (authority/web/lean.py).
+LEAN_ROUTES = [LeanRoute("/login", "GET", login_form_lean, None)]
