@@ -763,3 +763,29 @@ def test_password_is_verified_outside_the_write_transaction(
         assert probe.writer_finished == [True]
     finally:
         database.dispose()
+
+
+def test_login_form_posted_either_way_is_validated_alike(http: TestClient, portal: Portal) -> None:
+    """POST /login URL-encoded (a lean route, authority/web/lean.py) and multipart (the
+    FastAPI route) answer a missing or empty field with the same problem."""
+    _, challenge = pkce()
+    location = authorize(http, portal, challenge).headers["location"]
+    csrf = _csrf(http.get(location).text)
+    fields = {"csrf": csrf, "request": _query(location)["request"], "id_number": CITIZEN}
+    encoded = http.post("/login", data={**fields, "password": ""})
+    multipart = http.post(
+        "/login", data={**fields, "password": ""}, files={"unused": ("a.txt", b"x")}
+    )
+    assert encoded.status_code == multipart.status_code == 422
+    bodies = [dict(r.json(), request_id=None) for r in (encoded, multipart)]
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["errors"] == [{"field": "body.password", "message": "Field required"}]
+    neither = [
+        http.post("/login", data={"csrf": csrf}, files=files)
+        for files in (None, {"unused": ("a.txt", b"x")})
+    ]
+    first, second = (dict(r.json(), request_id=None) for r in neither)
+    assert first == second
+    assert [e["field"] for e in first["errors"]] == ["body.id_number", "body.password"]
+    done = http.post("/login", data={**fields, "password": PASSWORD})
+    assert done.status_code == 303, done.text
