@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from authority.audit.trail import LOGIN_FAILED, LOGIN_SUCCEEDED, LOGIN_THROTTLED, record
@@ -218,15 +218,21 @@ class Authenticator:
         return start_session(session, citizen, amr, now)
 
 
+# Statements every login runs, built once: building one and computing its cache key
+# cost more than SQLAlchemy's execution of the cached compiled form.
+_ACTIVE_CITIZEN = select(Citizen).where(
+    Citizen.id_number == bindparam("number"), Citizen.disabled_at.is_(None)
+)
+_SESSION_BY_TOKEN = select(LoginSession).where(LoginSession.token_hash == bindparam("token_hash"))
+
+
 def _active_citizen(session: Session, id_number: str) -> Citizen | None:
     """The enabled account with the identity number typed, if it is a valid one."""
     try:
         number = validate_resident_id(id_number)
     except InvalidIdentifier:
         return None
-    return session.scalar(
-        select(Citizen).where(Citizen.id_number == number, Citizen.disabled_at.is_(None))
-    )
+    return session.scalar(_ACTIVE_CITIZEN, {"number": number})
 
 
 def audit_login(
@@ -266,9 +272,7 @@ def find_session(
     still waiting for its second factor."""
     if not cookie or len(cookie) > 128:
         return None
-    record = session.scalar(
-        select(LoginSession).where(LoginSession.token_hash == _token_hash(cookie))
-    )
+    record = session.scalar(_SESSION_BY_TOKEN, {"token_hash": _token_hash(cookie)})
     if record is None or record.ended_at is not None or record.expires_at <= now:
         return None
     return record if record.pending_factor == pending else None
