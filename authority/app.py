@@ -115,7 +115,9 @@ def create_app(settings: Settings, instance: Instance | None = None) -> FastAPI:
     app.include_router(licences.router)
     app.include_router(verify.router)
     app.include_router(pages_router)
-    lean.install(app, [*oauth.LEAN_ROUTES, *verify.LEAN_ROUTES])
+    lean.install(
+        app, [*oauth.LEAN_ROUTES, *verify.LEAN_ROUTES, *people.LEAN_ROUTES, *login.LEAN_ROUTES]
+    )
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = outermost. Security headers wrap everything, including the

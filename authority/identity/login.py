@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from authority.audit.trail import LOGIN_FAILED, LOGIN_SUCCEEDED, LOGIN_THROTTLED, record
@@ -75,12 +75,57 @@ def _token_hash(cookie: str) -> str:
     return hashlib.sha256(cookie.encode("ascii", "replace")).hexdigest()
 
 
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password verified before the unit of work that acts on it (argon2's ~20 ms of
+    CPU then holds no database write lock): the account and counters it read, and the
+    outcome."""
+
+    id_number: str
+    password: str
+    address: str | None
+    #: The account as read (detached), None for an unknown one.
+    citizen: Citizen | None
+    matches: bool
+    #: :meth:`Throttle.mark` before the counters were read.
+    mark: int
+
+    def of(self, id_number: str, password: str, address: str | None) -> bool:
+        """Whether this check was of the same attempt."""
+        return (self.id_number, self.password, self.address) == (id_number, password, address)
+
+    @property
+    def stored(self) -> str | None:
+        """The hash the password was verified against."""
+        return self.citizen.password_hash if self.citizen is not None else None
+
+
 class Authenticator:
     """Password and TOTP checks with throttling, producing provider sessions."""
 
     def __init__(self, hasher: PasswordHasher, throttle: Throttle) -> None:
         self.hasher = hasher
         self.throttle = throttle
+
+    def check_password(
+        self, session: Session, *, id_number: str, password: str, address: str | None, now: datetime
+    ) -> PasswordCheck | None:
+        """Verify a password ahead of :meth:`password`, only reading; None while throttled
+        (no argon2 work then: :meth:`password` refuses the attempt).
+
+        The same work whether or not the account exists (the decoy hash for an unknown
+        one). Nothing is counted here: :meth:`password` counts the outcome in the unit
+        of work that reveals it.
+        """
+        mark = self.throttle.mark()
+        try:
+            self.throttle.check(session, self.throttle.keys(id_number, address), now)
+        except LoginThrottled:
+            return None
+        citizen = _active_citizen(session, id_number)
+        stored = citizen.password_hash if citizen is not None else None
+        matches = self.hasher.verify(stored, password)
+        return PasswordCheck(id_number, password, address, citizen, matches, mark)
 
     def password(
         self,
@@ -91,29 +136,40 @@ class Authenticator:
         address: str | None,
         now: datetime,
         step_up: bool = False,
+        checked: PasswordCheck | None = None,
     ) -> StartedSession:
         """Check a password; a session pending the second factor when one is needed.
 
         ``step_up``: the request asks for more than level low, so an enrolled
         second factor is asked for even where the account does not require it.
+
+        ``checked``: this attempt's :meth:`check_password`. Its reads stand while this
+        process has counted no failure since they were made (nothing it read can have
+        become blocked here); otherwise the throttle and the account are read again, and
+        the password verified again unless its hash is unchanged.
         """
         keys = self.throttle.keys(id_number, address)
-        try:
-            self.throttle.check(session, keys, now)
-        except LoginThrottled:
-            audit_login(session, LOGIN_THROTTLED, None, address, factor="password")
-            raise
-        citizen: Citizen | None = None
-        try:
-            number = validate_resident_id(id_number)
-        except InvalidIdentifier:
-            number = None
-        if number is not None:
-            citizen = session.scalar(
-                select(Citizen).where(Citizen.id_number == number, Citizen.disabled_at.is_(None))
+        attempt = (
+            checked if checked is not None and checked.of(id_number, password, address) else None
+        )
+        if attempt is not None and self.throttle.quiet_since(attempt.mark):
+            citizen = (
+                session.merge(attempt.citizen, load=False) if attempt.citizen is not None else None
             )
-        stored = citizen.password_hash if citizen is not None else None
-        if not self.hasher.verify(stored, password) or citizen is None:
+            matches = attempt.matches
+        else:
+            try:
+                self.throttle.check(session, keys, now)
+            except LoginThrottled:
+                audit_login(session, LOGIN_THROTTLED, None, address, factor="password")
+                raise
+            citizen = _active_citizen(session, id_number)
+            stored = citizen.password_hash if citizen is not None else None
+            if attempt is not None and attempt.stored == stored:
+                matches = attempt.matches
+            else:
+                matches = self.hasher.verify(stored, password)
+        if not matches or citizen is None:
             self.throttle.record_failure(session, keys, now)
             audit_login(session, LOGIN_FAILED, citizen, address, factor="password")
             raise LoginFailed("the identity number or the password is wrong")
@@ -162,6 +218,23 @@ class Authenticator:
         return start_session(session, citizen, amr, now)
 
 
+# Statements every login runs, built once: building one and computing its cache key
+# cost more than SQLAlchemy's execution of the cached compiled form.
+_ACTIVE_CITIZEN = select(Citizen).where(
+    Citizen.id_number == bindparam("number"), Citizen.disabled_at.is_(None)
+)
+_SESSION_BY_TOKEN = select(LoginSession).where(LoginSession.token_hash == bindparam("token_hash"))
+
+
+def _active_citizen(session: Session, id_number: str) -> Citizen | None:
+    """The enabled account with the identity number typed, if it is a valid one."""
+    try:
+        number = validate_resident_id(id_number)
+    except InvalidIdentifier:
+        return None
+    return session.scalar(_ACTIVE_CITIZEN, {"number": number})
+
+
 def audit_login(
     session: Session, event: str, citizen: Citizen | None, address: str | None, **details: Any
 ) -> None:
@@ -199,9 +272,7 @@ def find_session(
     still waiting for its second factor."""
     if not cookie or len(cookie) > 128:
         return None
-    record = session.scalar(
-        select(LoginSession).where(LoginSession.token_hash == _token_hash(cookie))
-    )
+    record = session.scalar(_SESSION_BY_TOKEN, {"token_hash": _token_hash(cookie)})
     if record is None or record.ended_at is not None or record.expires_at <= now:
         return None
     return record if record.pending_factor == pending else None

@@ -22,13 +22,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authority.config import parse_throttle
 from authority.errors import AuthorityError
 from authority.identity.models import LoginThrottle
+
+# Built once (every login runs it): cheaper than building it each time.
+_THROTTLE_ROWS = select(LoginThrottle).where(
+    LoginThrottle.key.in_(bindparam("keys", expanding=True))
+)
 
 
 class LoginThrottled(AuthorityError):
@@ -158,6 +163,16 @@ class Throttle:
         self.address = address
         self.client = client
         self.clear_clients = ClearKeys()
+        self._failures = 0
+        self._failures_guard = threading.Lock()
+
+    def mark(self) -> int:
+        """How many failures this process has counted: pass to :meth:`quiet_since`."""
+        return self._failures
+
+    def quiet_since(self, mark: int) -> bool:
+        """Whether this process has counted no failure since :meth:`mark` gave ``mark``."""
+        return self._failures == mark
 
     def client_keys(self, client_id: str, address: str | None) -> list[tuple[str, ThrottlePolicy]]:
         """The throttle key of a client's authentication from ``address``."""
@@ -198,7 +213,7 @@ class Throttle:
             return {row.key: row} if row is not None else {}
         if not keys:
             return {}
-        found = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        found = session.scalars(_THROTTLE_ROWS, {"keys": keys})
         return {row.key: row for row in found}
 
     def known_clear(self, keys: Iterable[tuple[str, ThrottlePolicy]], now: datetime) -> bool:
@@ -212,6 +227,8 @@ class Throttle:
         self, session: Session, keys: Iterable[tuple[str, ThrottlePolicy]], now: datetime
     ) -> None:
         """Count one failure against every key."""
+        with self._failures_guard:
+            self._failures += 1
         for key, policy in keys:
             self.clear_clients.forget(key)
             row = session.get(LoginThrottle, key, with_for_update=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from authority.audit.trail import CONSENT_GIVEN, CONSENT_WITHDRAWN, record
@@ -18,16 +18,20 @@ from authority.oidc.models import Consent, OAuthClient
 SILENT_SCOPES = frozenset({"openid"})
 
 
+# Built once (as every login asks): cheaper than building it each time.
+_LIVE_CONSENT = select(Consent).where(
+    Consent.citizen_id == bindparam("citizen_id"),
+    Consent.client_id == bindparam("client_id"),
+    Consent.withdrawn_at.is_(None),
+)
+
+
 def has_consent(
     session: Session, citizen: Citizen, client: OAuthClient, scopes: Sequence[str]
 ) -> bool:
     """Whether the person's remembered consent covers ``scopes`` for ``client``."""
     consent = session.scalar(
-        select(Consent).where(
-            Consent.citizen_id == citizen.id,
-            Consent.client_id == client.client_id,
-            Consent.withdrawn_at.is_(None),
-        )
+        _LIVE_CONSENT, {"citizen_id": citizen.id, "client_id": client.client_id}
     )
     wanted = set(scopes) - SILENT_SCOPES
     return consent is not None and wanted <= set(consent.scopes)

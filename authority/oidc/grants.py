@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Request
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from authority.identity.models import Citizen, LoginSession
 from authority.oidc.clients import Client
@@ -78,6 +78,20 @@ class S256Challenge(CodeChallenge):  # type: ignore[misc]
         return "S256"
 
 
+# Statements of every code redemption and refresh, built once: building one and
+# computing its cache key cost more than executing its cached compiled form.
+_PERSON = (
+    select(Citizen, LoginSession)
+    .join(LoginSession, LoginSession.citizen_id == Citizen.id)
+    .where(Citizen.id == bindparam("citizen_id"), LoginSession.id == bindparam("session_id"))
+)
+_CODE = (
+    select(AuthorizationCode)
+    .where(AuthorizationCode.code_hash == bindparam("code_hash"))
+    .with_for_update()
+)
+
+
 class _Issuing:
     """What both grants share: the request's provider, the live person, issuance."""
 
@@ -95,9 +109,7 @@ class _Issuing:
         """The enabled citizen and their unended provider session, or None."""
         # Both in one query (a code redemption and every refresh ask for them).
         found = self.provider.session.execute(
-            select(Citizen, LoginSession)
-            .join(LoginSession, LoginSession.citizen_id == Citizen.id)
-            .where(Citizen.id == citizen_id, LoginSession.id == session_id)
+            _PERSON, {"citizen_id": citizen_id, "session_id": session_id}
         ).first()
         if found is None:
             return None
@@ -205,11 +217,7 @@ class CodeGrant(_Issuing, AuthorizationCodeGrant):  # type: ignore[misc]
     def query_authorization_code(self, code: str, client: Client) -> _CodeRecord | None:
         """The unused, unexpired code issued to ``client``; a reused one revokes its tokens."""
         provider = self.provider
-        record = provider.session.scalar(
-            select(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == token_hash(code))
-            .with_for_update()
-        )
+        record = provider.session.scalar(_CODE, {"code_hash": token_hash(code)})
         if record is None or record.client_id != client.client_id:
             return None
         if record.used_at is not None:

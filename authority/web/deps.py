@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
+from anyio import CancelScope, CapacityLimiter
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from authority.db.base import utcnow
 from authority.instance import Instance
@@ -20,11 +24,49 @@ async def get_instance(request: Request) -> Instance:
     return instance
 
 
-def _unit_of_work(request: Request) -> Iterator[Session]:
+async def _unit_of_work(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work (:meth:`Database.transaction`).
+
+    Opened on the event loop: making a session does no I/O (the connection and the
+    transaction begin at its first statement, in the route's thread). Committed, or
+    rolled back, in one hand-off to a worker thread, shielded from cancellation and
+    outside the thread pool's limit, as FastAPI does for a synchronous dependency's
+    exit (a commit must not wait for a thread held by a request that waits for this
+    one's write lock). A synchronous dependency would cross to a thread to open it too.
+    """
     write = getattr(request.state, "writes", False)
     instance: Instance = request.app.state.instance
-    with instance.database.transaction(write=write) as session:
+    unit = instance.database.transaction(write=write)
+    session = unit.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        with CancelScope(shield=True):
+            suppressed = await anyio.to_thread.run_sync(
+                unit.__exit__, type(exc), exc, exc.__traceback__, limiter=CapacityLimiter(1)
+            )
+        if not suppressed:
+            raise
+    else:
+        with CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                unit.__exit__, None, None, None, limiter=CapacityLimiter(1)
+            )
+
+
+async def in_unit_of_work(
+    request: Request, work: Callable[[Session], Response], *, write: bool
+) -> Response:
+    """``work``'s response, in a unit of work committed before it is returned: what a
+    route with :data:`DbSession` does, for a lean route (authority/web/lean.py), in one
+    hand-off to a worker thread."""
+    instance: Instance = request.app.state.instance
+
+    def run() -> Response:
+        with instance.database.transaction(write=write) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
 
 
 async def _declare_writes(request: Request) -> None:

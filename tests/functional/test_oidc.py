@@ -7,24 +7,29 @@ import base64
 import hashlib
 import re
 import secrets
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from authority.app import create_app
 from authority.audit.models import AuditEntry
-from authority.config import Settings
+from authority.config import Settings, load_settings
 from authority.db.base import utcnow
+from authority.db.migrate import upgrade
 from authority.db.session import Database
 from authority.identity.accounts import create_business, create_citizen
 from authority.identity.passwords import PasswordHasher
 from authority.instance import Instance
 from authority.oidc.clients import register_client
+from authority.pki.file_keystore import FileKeyStore
+from tests.conftest import TEST_PASSPHRASE
 
 ISSUER = "http://127.0.0.1:8000"
 CITIZEN = "11010519491231002X"
@@ -708,3 +713,79 @@ def test_logins_and_consents_are_in_the_audit_trail(
     assert given[2] == withdrawn[2] == f"client:{portal.client_id}"
     assert "openid" in given[3]["scopes"]
     assert CITIZEN not in repr(events)  # the identity number never enters the trail
+
+
+class _WriterProbe(PasswordHasher):
+    """A real hasher that, while it verifies, tries a write unit of work in another
+    thread: it finishes only if the login holds no write lock during argon2."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__()
+        self.database = database
+        self.writer_finished: list[bool] = []
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        def write() -> None:
+            with self.database.transaction() as session:  # SQLite: BEGIN IMMEDIATE
+                session.execute(text("SELECT 1"))
+
+        other = threading.Thread(target=write, daemon=True)
+        other.start()
+        other.join(timeout=5)
+        self.writer_finished.append(not other.is_alive())
+        return super().verify(stored, password)
+
+
+def test_password_is_verified_outside_the_write_transaction(
+    tmp_path: Path, keys_dir: Path, keystore: FileKeyStore
+) -> None:
+    """argon2's ~20 ms must not hold SQLite's single write lock: other writers (tokens,
+    authorizations, other logins) go on meanwhile."""
+    settings = load_settings(
+        {
+            "AUTHORITY_DATABASE_URL": f"sqlite:///{tmp_path / 'authority.db'}",
+            "AUTHORITY_KEYS_DIR": str(keys_dir),
+            "AUTHORITY_VAR_DIR": str(tmp_path / "var"),
+            "AUTHORITY_KEYSTORE_PASSPHRASE": TEST_PASSPHRASE,
+        }
+    )
+    database = Database.from_url(settings.database_url)
+    try:
+        upgrade(database)
+        instance = Instance(settings, database, keystore)
+        seed_citizen(database)
+        portal = _portal(instance, database)
+        probe = _WriterProbe(database)
+        instance.authenticator.hasher = probe
+        with browser(settings, instance) as http:
+            code, _verifier = login_code(http, portal)
+        assert code
+        assert probe.writer_finished == [True]
+    finally:
+        database.dispose()
+
+
+def test_login_form_posted_either_way_is_validated_alike(http: TestClient, portal: Portal) -> None:
+    """POST /login URL-encoded (a lean route, authority/web/lean.py) and multipart (the
+    FastAPI route) answer a missing or empty field with the same problem."""
+    _, challenge = pkce()
+    location = authorize(http, portal, challenge).headers["location"]
+    csrf = _csrf(http.get(location).text)
+    fields = {"csrf": csrf, "request": _query(location)["request"], "id_number": CITIZEN}
+    encoded = http.post("/login", data={**fields, "password": ""})
+    multipart = http.post(
+        "/login", data={**fields, "password": ""}, files={"unused": ("a.txt", b"x")}
+    )
+    assert encoded.status_code == multipart.status_code == 422
+    bodies = [dict(r.json(), request_id=None) for r in (encoded, multipart)]
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["errors"] == [{"field": "body.password", "message": "Field required"}]
+    neither = [
+        http.post("/login", data={"csrf": csrf}, files=files)
+        for files in (None, {"unused": ("a.txt", b"x")})
+    ]
+    first, second = (dict(r.json(), request_id=None) for r in neither)
+    assert first == second
+    assert [e["field"] for e in first["errors"]] == ["body.id_number", "body.password"]
+    done = http.post("/login", data={**fields, "password": PASSWORD})
+    assert done.status_code == 303, done.text

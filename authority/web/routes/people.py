@@ -17,9 +17,18 @@ from authority.oidc.bearer import authenticate
 from authority.oidc.dpop import authenticate_dpop
 from authority.oidc.grants import CODE_AUTH_METHODS
 from authority.oidc.logout import check_logout_request, close_session
+from authority.oidc.server import AuthorityServer
 from authority.oidc.userinfo import userinfo as userinfo_claims
-from authority.web.deps import WRITES, CurrentInstance, DbSession
-from authority.web.oauth import AuthorizeRequest, OAuthRequest, Server, to_response
+from authority.web.deps import WRITES, CurrentInstance, DbSession, in_unit_of_work
+from authority.web.lean import LeanRoute
+from authority.web.oauth import (
+    AuthorizeRequest,
+    OAuthRequest,
+    Server,
+    authorization_request,
+    provider_for,
+    to_response,
+)
 from authority.web.pages import render
 from authority.web.people import (
     bind_browser,
@@ -183,3 +192,34 @@ def logout(
     # Back-channel logout tokens go out once the session's end is committed.
     response.background = BackgroundTask(deliver, notices) if notices else None
     return response
+
+
+async def authorize_lean(request: Request) -> Response:
+    """GET /oauth/authorize as :func:`authorize`, without FastAPI's per-request work."""
+    oauth = await authorization_request(request)
+    instance = request.app.state.instance
+    return await in_unit_of_work(
+        request,
+        lambda session: authorize(
+            request, oauth, session, AuthorityServer(provider_for(instance, session, request))
+        ),
+        write=True,
+    )
+
+
+async def userinfo_lean(request: Request) -> Response:
+    """GET /oauth/userinfo as :func:`userinfo`, without FastAPI's per-request work."""
+    instance = request.app.state.instance
+    return await in_unit_of_work(
+        request,
+        lambda session: userinfo(request, instance, session),
+        write="dpop" in request.headers,  # as _userinfo_writes
+    )
+
+
+#: Every login crosses these (authority/web/lean.py); the FastAPI routes above
+#: describe them in /openapi.json and answer their other methods.
+LEAN_ROUTES = [
+    LeanRoute("/oauth/authorize", "GET", authorize_lean, None),
+    LeanRoute("/oauth/userinfo", "GET", userinfo_lean, None),
+]

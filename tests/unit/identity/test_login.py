@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -169,3 +170,64 @@ def test_second_factor_missing_is_said_after_the_password(
         authenticator.password(
             session, id_number="110105198001010024", password=PASSWORD, address=None, now=utcnow()
         )
+
+
+def _check(database: Database, auth: Authenticator, number: str, password: str):  # type: ignore[no-untyped-def]
+    with database.transaction(write=False) as session:
+        return auth.check_password(
+            session, id_number=number, password=password, address=ADDRESS, now=utcnow()
+        )
+
+
+def _login_checked(database: Database, auth: Authenticator, number: str, password: str, checked):  # type: ignore[no-untyped-def]
+    with database.transaction() as session:
+        try:
+            return auth.password(
+                session,
+                id_number=number,
+                password=password,
+                address=ADDRESS,
+                now=utcnow(),
+                checked=checked,
+            )
+        except (LoginFailed, LoginThrottled) as exc:
+            return exc
+
+
+def test_an_early_check_decides_only_for_the_same_attempt(
+    database: Database, authenticator: Authenticator, accounts: str
+) -> None:
+    right = _check(database, authenticator, CITIZEN, PASSWORD)
+    wrong = _check(database, authenticator, CITIZEN, PASSWORD + "x")
+    assert (right.matches, wrong.matches) == (True, False)
+    unknown = _check(database, authenticator, "110105194912310029", PASSWORD)
+    assert (unknown.citizen, unknown.matches) == (None, False)  # the decoy was verified
+    assert _login_checked(database, authenticator, CITIZEN, PASSWORD, right).complete
+    # A check of another password is not used: the password is verified again.
+    assert _login_checked(database, authenticator, CITIZEN, PASSWORD, wrong).complete
+    failed = _login_checked(database, authenticator, CITIZEN, PASSWORD + "x", wrong)
+    assert isinstance(failed, LoginFailed)
+
+
+def test_after_a_failure_an_early_check_is_read_again(
+    database: Database, authenticator: Authenticator, accounts: str
+) -> None:
+    """A failure counted since the check read the counters may have blocked its keys, or
+    the account may have changed: the unit of work reads both again."""
+    early = _check(database, authenticator, CITIZEN, PASSWORD)
+    for _ in range(4):
+        assert isinstance(_login(database, authenticator, CITIZEN, "wrong password!"), LoginFailed)
+    assert _check(database, authenticator, CITIZEN, PASSWORD) is None  # no argon2 work
+    # The check made before the key was blocked decides nothing: the throttle answers.
+    assert isinstance(
+        _login_checked(database, authenticator, CITIZEN, PASSWORD, early), LoginThrottled
+    )
+    # Read again, the stored hash is not the one verified (here: another account's):
+    # the password is verified again, and is wrong.
+    later = _check(database, authenticator, TWO_FACTOR, PASSWORD + "x")
+    assert later.matches is False
+    mismatched = replace(later, matches=True, mark=later.mark - 1, citizen=early.citizen)
+    assert isinstance(
+        _login_checked(database, authenticator, TWO_FACTOR, PASSWORD + "x", mismatched),
+        LoginFailed,
+    )
