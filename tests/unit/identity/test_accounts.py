@@ -46,7 +46,7 @@ def test_citizen_is_stored_with_an_argon2id_hash(
         assert citizen.id_number == CITIZEN
         assert citizen.name == "张三"
         assert citizen.password_hash is not None
-        assert citizen.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert citizen.password_hash.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
         assert hasher.verify(citizen.password_hash, "correct horse battery")
         assert not hasher.verify(citizen.password_hash, "correct horse battery ")
         assert not citizen.password_only

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher as Argon2Hasher
+from sqlalchemy import select
 
 from authority.db.base import utcnow
 from authority.db.session import Database
@@ -19,6 +21,7 @@ from authority.identity.login import (
     SecondFactorMissing,
     find_session,
 )
+from authority.identity.models import Citizen
 from authority.identity.passwords import PasswordHasher
 from authority.identity.throttle import LoginThrottled, Throttle
 
@@ -79,6 +82,23 @@ def test_password_alone_gives_level_low(
     with database.transaction() as session:
         assert find_session(session, started.cookie, utcnow()).id == started.record.id
         assert find_session(session, started.cookie + "x", utcnow()) is None
+
+
+def test_a_hash_of_earlier_parameters_is_upgraded_at_login(
+    database: Database, authenticator: Authenticator, accounts: str
+) -> None:
+    # Hashes made before 2026-12-07 (OWASP's 19 MiB, t=2 option) still log in, and the
+    # successful login stores a hash with the current parameters.
+    earlier = Argon2Hasher(time_cost=2, memory_cost=19 * 1024, parallelism=1).hash(PASSWORD)
+    with database.transaction() as session:
+        citizen = session.scalar(select(Citizen).where(Citizen.id_number == CITIZEN))
+        assert citizen is not None
+        citizen.password_hash = earlier
+    assert _login(database, authenticator, CITIZEN, PASSWORD).complete
+    with database.session() as session:
+        stored = session.scalar(select(Citizen.password_hash).where(Citizen.id_number == CITIZEN))
+    assert stored is not None and stored.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
+    assert authenticator.hasher.verify(stored, PASSWORD)
 
 
 def test_unknown_account_and_wrong_password_answer_alike(

@@ -26,7 +26,7 @@ def stored(hasher: PasswordHasher) -> str:
 
 
 def test_a_hash_verifies_its_password_only(hasher: PasswordHasher, stored: str) -> None:
-    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert stored.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
     assert hasher.verify(stored, PASSWORD)
     assert not hasher.verify(stored, PASSWORD + " ")
     assert not hasher.verify(stored, "")
@@ -68,7 +68,10 @@ def test_other_argon2_hashes_still_verify(hasher: PasswordHasher) -> None:
     # libsodium, another variant through argon2-cffi.
     lanes = Argon2Hasher(time_cost=1, memory_cost=8 * 1024, parallelism=4).hash(PASSWORD)
     variant = Argon2Hasher(time_cost=1, memory_cost=8 * 1024, type=Type.I).hash(PASSWORD)
-    for stored in (lanes, variant):
+    # The configuration used before 2026-12-07 (OWASP's 19 MiB, t=2 option).
+    earlier = Argon2Hasher(time_cost=2, memory_cost=19 * 1024, parallelism=1).hash(PASSWORD)
+    assert earlier.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    for stored in (lanes, variant, earlier):
         assert hasher.verify(stored, PASSWORD)
         assert not hasher.verify(stored, PASSWORD + "!")
         assert hasher.needs_rehash(stored)
