@@ -22,6 +22,7 @@ from authority.db.base import utcnow
 from authority.identity.throttle import LoginThrottled, ThrottlePolicy
 from authority.instance import Instance
 from authority.oidc import client_throttle
+from authority.oidc.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
 from authority.oidc.client_credentials import token_from_memory
 from authority.oidc.server import AuthorityServer, Provider, json_body
 from authority.web.deps import CurrentInstance, DbSession
@@ -186,6 +187,10 @@ class HotTokenEndpoint:
                 body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
             )
         except ValueError:  # too many fields: the full path answers 400
+            return None
+        if ("grant_type", CLIENT_CREDENTIALS) not in values:
+            # Other grants (a refresh, a code) are the token route's: declined before the
+            # client look-up and the throttle keys' HMACs, which that route does again.
             return None
         payload = FormPayload(values)
         client_id = client_throttle.claimed_client_id(headers, payload.data)
