@@ -77,7 +77,7 @@ def _token_hash(cookie: str) -> str:
 
 @dataclass(frozen=True)
 class PasswordCheck:
-    """A password verified before the unit of work that acts on it (argon2's ~20 ms of
+    """A password verified before the unit of work that acts on it (argon2's ~13 ms of
     CPU then holds no database write lock): the account and counters it read, and the
     outcome."""
 

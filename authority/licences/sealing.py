@@ -78,14 +78,14 @@ class AgencySealer:
         certificate = load_certificate(record)
         tsa = pki.time_stamp_authority(tsu)
 
-        def timestamp(signature: bytes) -> bytes:
-            # RFC 3161 over the signature value, from our own TSA, in process: the
-            # token respond() would grant, without a request to encode and parse back.
-            return tsa.stamp(hashlib.sha256(signature).digest(), utcnow())
-
         def stamp_many(signatures: Sequence[bytes]) -> list[bytes]:
+            # RFC 3161 over each signature value, from our own TSA, in process: the
+            # tokens respond() would grant, without requests to encode and parse back.
             digests = [hashlib.sha256(signature).digest() for signature in signatures]
             return tsa.stamp_many(digests, utcnow())
+
+        def timestamp(signature: bytes) -> bytes:
+            return stamp_many([signature])[0]
 
         self._sealer = DocumentSealer(
             signer,

@@ -286,8 +286,8 @@ class TimeStampAuthority:
     ) -> list[bytes]:
         """:meth:`stamp` of each of ``digests`` (no nonce, certificate included), in order.
 
-        The tokens' signatures are made back to back, which keeps the signature code
-        and its tables in the processor's cache (a batch of seals, each time-stamped).
+        The tokens' signatures are made back to back, then each token is assembled (a
+        batch of seals, each time-stamped: ``authority.seals.cades.DocumentSealer.seal_many``).
         """
         return self._stamp_all(digests, now, hash_name, None, True)
 

@@ -363,7 +363,7 @@ class QrSealer:
 
     def seal_many(self, claims: Iterable[QrClaims]) -> list[str]:
         """:meth:`seal` of each claims, in order; every body is written before the first
-        signature, and the signatures are made back to back (kept in the cache)."""
+        signature, and the signatures are made back to back."""
         bodies = []
         for item in claims:
             body = _body(item, self._key_id)

@@ -60,7 +60,6 @@ def _foreign(request: Request, endpoint: AuthorizationEndpoint, request_id: str)
     return refused_step(request, Step("error", error=RequestOfAnotherBrowser()))
 
 
-@router.get("/login")
 def login_form(request: Request, session: DbSession, server: Server) -> Response:
     """The password form for a pending authorization request.
 
@@ -102,7 +101,7 @@ def password_attempt(
     """The attempt, its password verified in a read-only unit of work of its own.
 
     Solved before the route's unit of work opens: that one takes the database's write
-    lock (SQLite has one writer at a time), and argon2's ~20 ms of CPU spent inside it
+    lock (SQLite has one writer at a time), and argon2's ~13 ms of CPU spent inside it
     would hold up every other writer (authorizations, tokens, other logins). A form
     that fails its CSRF check costs no argon2 work.
     """
@@ -335,7 +334,7 @@ def consent_withdraw(
 
 
 async def login_form_lean(request: Request) -> Response:
-    """GET /login as :func:`login_form`, without FastAPI's per-request work."""
+    """GET /login: :func:`login_form` in a read-only unit of work (the only route for it)."""
     instance = request.app.state.instance
     return await in_unit_of_work(
         request,

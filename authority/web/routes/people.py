@@ -44,13 +44,18 @@ from authority.web.people import (
 router = APIRouter(tags=["openid"])
 
 
+def _userinfo_is_write(request: Request) -> bool:
+    """A DPoP proof's jti is recorded (a write); bearer requests only read."""
+    return "dpop" in request.headers
+
+
 async def _userinfo_writes(request: Request) -> None:
-    """A DPoP proof's jti is recorded (a write); bearer requests only read.
+    """:func:`_userinfo_is_write` as a dependency.
 
     ``async`` although it awaits nothing: FastAPI would run a plain function in a
     worker thread, a hand-off that costs more than the check.
     """
-    if "dpop" in request.headers:
+    if _userinfo_is_write(request):
         request.state.writes = True
 
 
@@ -213,7 +218,7 @@ async def userinfo_lean(request: Request) -> Response:
     return await in_unit_of_work(
         request,
         lambda session: userinfo(request, instance, session),
-        write="dpop" in request.headers,  # as _userinfo_writes
+        write=_userinfo_is_write(request),
     )
 
 
