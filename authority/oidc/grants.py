@@ -22,8 +22,11 @@ from authority.oidc.issuance import (
     IssuedTokens,
     find_refresh_token,
     issue_tokens,
+    mark_redeemed,
+    mark_rotated,
     revoke_code_products,
     revoke_family,
+    revoke_issued,
     token_hash,
 )
 from authority.oidc.models import AuthorizationCode, RefreshToken
@@ -259,10 +262,11 @@ class CodeGrant(_Issuing, AuthorizationCodeGrant):  # type: ignore[misc]
             family=None,
             expires_at=person.login.expires_at,
         )
-        record.used_at = provider.now
-        record.access_token_jti = issued.access_jti
-        record.access_token_expires_at = issued.access_expires_at
-        record.refresh_family = issued.refresh_family
+        if not mark_redeemed(provider.session, record, provider.now, issued):
+            # Redeemed since it was read: the row lock (PostgreSQL) or the write lock
+            # (SQLite) make this unreachable; were it not, what was just issued is void.
+            revoke_issued(provider.session, issued, client.client_id, provider.now)
+            raise InvalidGrantError(description="this authorization code has been used")
         return 200, issued.response, self.TOKEN_RESPONSE_HEADER
 
 
@@ -332,5 +336,9 @@ class RefreshGrant(_Issuing, RefreshTokenGrant):  # type: ignore[misc]
             expires_at=record.expires_at,
             refresh_scopes=record.scopes,
         )
-        record.rotated_at = provider.now
+        if not mark_rotated(provider.session, record, provider.now):
+            # RFC 9700 §4.14.2: used since it was read (unreachable under the row or write
+            # lock, as for codes); a second use all the same: the family goes, new token too.
+            revoke_issued(provider.session, issued, client.client_id, provider.now)
+            raise InvalidGrantError(description="this refresh token has been used")
         return 200, issued.response, self.TOKEN_RESPONSE_HEADER

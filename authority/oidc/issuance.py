@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from authority.account.history import record_release
 from authority.db.bulk import insert_rows
@@ -268,6 +269,74 @@ def revoke_session_tokens(session: Session, login: LoginSession, now: datetime) 
 _REFRESH_TOKEN = (
     select(RefreshToken).where(RefreshToken.token_hash == bindparam("token_hash")).with_for_update()
 )
+# Core statements on the tables (not the mapped classes): one row changes by its key, and
+# the ORM's unit-of-work flush of that change cost more than the statement itself.
+_REFRESH_TABLE = cast(Table, RefreshToken.__table__)
+_ROTATE = (
+    update(_REFRESH_TABLE)
+    .where(
+        _REFRESH_TABLE.c.token_hash == bindparam("key"),
+        _REFRESH_TABLE.c.rotated_at.is_(None),
+        _REFRESH_TABLE.c.revoked_at.is_(None),
+    )
+    .values(rotated_at=bindparam("now"))
+)
+_CODE_TABLE = cast(Table, AuthorizationCode.__table__)
+_REDEEM = (
+    update(_CODE_TABLE)
+    .where(_CODE_TABLE.c.code_hash == bindparam("key"), _CODE_TABLE.c.used_at.is_(None))
+    .values(
+        used_at=bindparam("now"),
+        access_token_jti=bindparam("jti"),
+        access_token_expires_at=bindparam("jti_expires_at"),
+        refresh_family=bindparam("family"),
+    )
+)
+
+
+def mark_rotated(session: Session, record: RefreshToken, now: datetime) -> bool:
+    """Mark a live refresh token rotated; False if it no longer was live (used, or
+    revoked, since it was read), and then nothing changed."""
+    changed = session.connection().execute(_ROTATE, {"key": record.token_hash, "now": now})
+    if changed.rowcount != 1:
+        return False
+    set_committed_value(record, "rotated_at", now)
+    return True
+
+
+def mark_redeemed(
+    session: Session, record: AuthorizationCode, now: datetime, issued: IssuedTokens
+) -> bool:
+    """Mark an unused code used, with what it produced (to revoke that if the code is
+    presented again); False if it was used since it was read, and then nothing changed."""
+    values = {
+        "used_at": now,
+        "access_token_jti": issued.access_jti,
+        "access_token_expires_at": issued.access_expires_at,
+        "refresh_family": issued.refresh_family,
+    }
+    changed = session.connection().execute(
+        _REDEEM,
+        {
+            "key": record.code_hash,
+            "now": now,
+            "jti": issued.access_jti,
+            "jti_expires_at": issued.access_expires_at,
+            "family": issued.refresh_family,
+        },
+    )
+    if changed.rowcount != 1:
+        return False
+    for name, value in values.items():
+        set_committed_value(record, name, value)
+    return True
+
+
+def revoke_issued(session: Session, issued: IssuedTokens, client_id: str, now: datetime) -> None:
+    """Revoke tokens just issued that must not be used (their grant lost a race)."""
+    revoke_access(session, issued.access_jti, client_id, issued.access_expires_at, now)
+    if issued.refresh_family:
+        revoke_family(session, issued.refresh_family, now)
 
 
 def find_refresh_token(session: Session, value: str) -> RefreshToken | None:
