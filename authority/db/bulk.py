@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table, insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Dialect, Table, insert, inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 _Processor = Callable[[Any], Any]
 _MISSING = object()
@@ -74,3 +74,24 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
                 values[index] = processor(value)
         prepared.append(tuple(values) if positional else dict(zip(order, values, strict=True)))
     connection.exec_driver_sql(sql, prepared)
+
+
+def add_written(session: Session, instance: Any) -> None:
+    """INSERT a new mapped ``instance`` at once (:func:`insert_rows`) and attach it to
+    ``session`` as if it had been loaded: later changes to it in the unit of work are
+    flushed as UPDATEs, and nothing is left for a flush to insert.
+
+    For rows written once per request and used afterwards (a login session, a stored
+    authorization request): the flush of one new object cost several times the
+    INSERT. Every column must have a value on the instance (no default is applied).
+    """
+    mapper = inspect(instance).mapper
+    values = instance.__dict__
+    row: dict[str, Any] = {}
+    for prop in mapper.column_attrs:
+        if prop.key not in values:
+            raise ValueError(f"add_written: no value for {prop.key} of {mapper.class_.__name__}")
+        row[prop.columns[0].name] = values[prop.key]
+    insert_rows(session, mapper.local_table, [row])
+    make_transient_to_detached(instance)
+    session.add(instance)

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from authority.audit.trail import LOGIN_FAILED, LOGIN_SUCCEEDED, LOGIN_THROTTLED, record
+from authority.db.bulk import add_written
 from authority.errors import AuthorityError
 from authority.identity import totp
 from authority.identity.assurance import AMR_MFA, AMR_OTP, AMR_PASSWORD, level_of
@@ -259,9 +260,9 @@ def start_session(
         pending_factor=pending,
         created_at=now,
         expires_at=now + (PENDING_LIFETIME if pending else SESSION_LIFETIME),
+        ended_at=None,
     )
-    session.add(record)
-    session.flush()
+    add_written(session, record)
     return StartedSession(record, cookie, citizen)
 
 

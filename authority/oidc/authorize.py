@@ -23,7 +23,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import (
@@ -40,7 +40,10 @@ from authlib.oidc.core.errors import (
     LoginRequiredError,
     RequestNotSupportedError,
 )
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 
+from authority.db.bulk import add_written
 from authority.identity.accounts import mandates
 from authority.identity.assurance import LEVELS, satisfies
 from authority.identity.models import Citizen, LoginSession
@@ -60,6 +63,14 @@ PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 _THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 # Marks in the stored parameters, never accepted from the client.
 _CONSENTED = "authority:consented"
+_REQUESTS = cast(Table, AuthorizationRequest.__table__)
+# A request is finished once: a Core statement (the ORM's flush of the one changed
+# column cost more), which also refuses a request finished since it was read.
+_FINISH = (
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("key"), _REQUESTS.c.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+)
 
 
 class RequestOfAnotherBrowser(InvalidRequestError):  # type: ignore[misc]
@@ -284,12 +295,27 @@ class AuthorizationEndpoint:
             if "none" in prompt:
                 raise ConsentRequiredError(redirect_uri=redirect_uri, state=state)
             return Step("consent", request_id=record.id)
-        record.used_at = self.provider.now
+        if not self._finish(record):
+            return Step(
+                "error", error=InvalidRequestError(description="unknown or expired request")
+            )
         grant.request.scope = " ".join(scopes)
         _status, _body, headers = grant.create_authorization_response(
             redirect_uri, Person(citizen, login, record.business)
         )
         return Step("redirect", location=self._with_iss(dict(headers)["Location"]))
+
+    def _finish(self, record: AuthorizationRequest) -> bool:
+        """Mark the request used; False if it was since it was read (unreachable under
+        its row lock or SQLite's write lock), and then nothing changed."""
+        now = self.provider.now
+        finished = self.provider.session.connection().execute(
+            _FINISH, {"key": record.id, "now": now}
+        )
+        if finished.rowcount != 1:
+            return False
+        set_committed_value(record, "used_at", now)
+        return True
 
     def mark_consented(self, record: AuthorizationRequest) -> None:
         """The person agreed on the consent page for this request."""
@@ -364,13 +390,15 @@ class AuthorizationEndpoint:
             client_id=params["client_id"],
             params=params,
             pushed=pushed,
+            business=None,
+            browser_hash=None,
             created_at=now,
             expires_at=now + (PAR_LIFETIME if pushed else REQUEST_LIFETIME),
+            used_at=None,
         )
         if not pushed:
             self._bind(record)
-        self.provider.session.add(record)
-        self.provider.session.flush()
+        add_written(self.provider.session, record)
         self._held[record.id] = record
         return record
 

@@ -10,7 +10,8 @@ from sqlalchemy import Table, insert, select, text
 
 from authority.audit.models import AuditCheckpoint, AuditEntry
 from authority.db import Database
-from authority.db.bulk import insert_rows
+from authority.db.bulk import add_written, insert_rows
+from authority.oidc.models import AuthorizationRequest
 
 SHANGHAI = timezone(timedelta(hours=8))
 ENTRIES = cast(Table, AuditEntry.__table__)
@@ -104,3 +105,50 @@ def test_no_rows_is_no_statement(database: Database) -> None:
     with database.session() as session:
         insert_rows(session, ENTRIES, [])
         assert not session.in_transaction()
+
+
+def _request(request_id: str, **values: Any) -> AuthorizationRequest:
+    now = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "id": request_id,
+        "client_id": "c",
+        "params": {"scope": "openid"},
+        "pushed": False,
+        "business": None,
+        "browser_hash": None,
+        "created_at": now,
+        "expires_at": now + timedelta(minutes=30),
+        "used_at": None,
+    }
+    return AuthorizationRequest(**{**fields, **values})
+
+
+def test_a_written_object_is_stored_at_once_and_changed_by_update(database: Database) -> None:
+    with database.transaction() as session:
+        record = _request("w" * 43)
+        add_written(session, record)
+        assert record in session and not session.new and not session.dirty
+        stored = session.execute(
+            select(AuthorizationRequest.__table__.c.params).where(
+                AuthorizationRequest.id == "w" * 43
+            )
+        ).scalar_one()
+        assert stored == {"scope": "openid"}  # in the database before any flush
+        assert session.get(AuthorizationRequest, "w" * 43) is record  # one identity
+        record.browser_hash = "b" * 64  # a later change is an UPDATE of that row
+    with database.session() as session:
+        again = session.get(AuthorizationRequest, "w" * 43)
+        assert again is not None
+        assert (again.browser_hash, again.params, again.used_at) == (
+            "b" * 64,
+            {"scope": "openid"},
+            None,
+        )
+
+
+def test_a_written_object_needs_every_column(database: Database) -> None:
+    incomplete = AuthorizationRequest(id="x" * 43, client_id="c", params={})
+    with database.transaction() as session, pytest.raises(ValueError, match="pushed"):
+        add_written(session, incomplete)
+    with database.session() as session:
+        assert session.get(AuthorizationRequest, "x" * 43) is None

@@ -1,4 +1,5 @@
-"""Spending a code or a refresh token is a compare-and-set: it happens once."""
+"""Spending a code, a refresh token or an authorization request is a compare-and-set:
+it happens once."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ from authority.db.session import Database
 from authority.identity.accounts import create_citizen
 from authority.identity.login import start_session
 from authority.identity.passwords import PasswordHasher
+from authority.instance import Instance
+from authority.oidc.authorize import AuthorizationEndpoint
 from authority.oidc.issuance import (
     IssuedTokens,
     mark_redeemed,
     mark_rotated,
     revoke_issued,
 )
-from authority.oidc.models import AuthorizationCode, RefreshToken, RevokedToken
+from authority.oidc.models import (
+    AuthorizationCode,
+    AuthorizationRequest,
+    RefreshToken,
+    RevokedToken,
+)
+from authority.oidc.server import AuthorityServer, Provider
+from authority.oidc.tokens import TokenVerifier
 
 
 def _person(database: Database) -> tuple[int, str]:
@@ -123,3 +133,40 @@ def test_a_code_is_redeemed_once_and_a_lost_race_voids_its_tokens(database: Data
         assert made is not None and made.revoked_at is None  # family-1 untouched
         lost = session.get(RefreshToken, "lost" * 8)
         assert lost is not None and lost.revoked_at == now
+
+
+def test_an_authorization_request_finishes_once(instance: Instance, database: Database) -> None:
+    now = utcnow()
+    with database.transaction() as session:
+        session.add(
+            AuthorizationRequest(
+                id="r" * 43,
+                client_id="c",
+                params={},
+                pushed=False,
+                created_at=now,
+                expires_at=now + timedelta(minutes=30),
+            )
+        )
+    with database.transaction() as session:
+        endpoint = AuthorizationEndpoint(
+            AuthorityServer(
+                Provider(
+                    session=session,
+                    keystore=instance.keystore,
+                    issuer=instance.settings.issuer,
+                    secret_key=instance.client_secret_key,
+                    verifier=TokenVerifier(instance.settings.issuer),
+                    now=now,
+                    cache=instance.provider_cache,
+                )
+            )
+        )
+        record = session.get(AuthorizationRequest, "r" * 43)
+        assert record is not None
+        assert endpoint._finish(record) is True
+        assert record.used_at == now and not session.dirty
+        assert endpoint._finish(record) is False  # a second finish changes nothing
+    with database.transaction() as session:
+        stored = session.get(AuthorizationRequest, "r" * 43)
+        assert stored is not None and stored.used_at == now
