@@ -30,6 +30,7 @@ from authority.oidc.cache import ProviderCache
 from authority.oidc.clients import ClientSecretKey
 from authority.pki.keystore import KeyStore, KeyStoreUnavailable
 from authority.pki.keystores import open_keystore
+from authority.pki.service import TimeStampingUnits
 from authority.verification.cache import StatusCache
 
 
@@ -109,6 +110,8 @@ class Instance:
         #: Clients and the token-signing key for the token endpoint (see oidc.cache).
         self.provider_cache = ProviderCache()
         database.after_commit(self.provider_cache.changed)
+        #: The time-stamping unit that answers /pki/tsa, for its current certificate.
+        self.time_stamping = TimeStampingUnits()
         #: Certificate and licence status for online verification (see verification.cache).
         self.verification_cache = StatusCache()
         database.after_commit(self.verification_cache.changed)

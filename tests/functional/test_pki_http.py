@@ -19,7 +19,8 @@ from authority.db.base import utcnow
 from authority.db.session import Database
 from authority.instance import Instance
 from authority.pki.crl import RevocationReason
-from authority.pki.models import CertificateRecord
+from authority.pki.models import CertificateRecord, CertificateRole
+from authority.pki.service import TSA_NAME
 from authority.pki.trust_list import TrustListInvalid, canonical, verify_trust_list
 from authority.pki.tsa import TimeStampResp, build_request
 
@@ -218,6 +219,34 @@ def test_timestamp_granted_with_nonce_and_policy(client: TestClient) -> None:
     assert abs((info["gen_time"].native - datetime.now(UTC)).total_seconds()) < 60
     certificates = reply["time_stamp_token"]["content"]["certificates"]
     assert len(certificates) >= 1
+
+
+def _signer_serial(reply: TimeStampResp) -> int:
+    signer = reply["time_stamp_token"]["content"]["signer_infos"][0]
+    serial: int = signer["sid"].chosen["serial_number"].native
+    return serial
+
+
+def test_the_tsa_is_kept_and_a_renewed_certificate_is_used_at_once(
+    client: TestClient, instance: Instance, database: Database
+) -> None:
+    with database.transaction() as session:
+        pki = pki_for(instance, session)
+        first = instance.time_stamping.current(pki)
+        assert instance.time_stamping.current(pki) is first  # built once, then reused
+        old = pki.current(CertificateRole.TSA, TSA_NAME)
+    assert _signer_serial(_tsa(client, build_request(b"a", nonce=1))) == int(old.serial, 16)
+    with database.transaction() as session:
+        pki = pki_for(instance, session)
+        revoked = session.get(CertificateRecord, old.id)
+        assert revoked is not None
+        pki.revoke(revoked, RevocationReason.KEY_COMPROMISE, utcnow())
+        assert "time-stamping unit certificate" in pki.ensure_hierarchy(utcnow())
+        new = pki.current(CertificateRole.TSA, TSA_NAME)
+    # The next request after the commit is signed with the new certificate, not the kept TSA.
+    reply = _tsa(client, build_request(b"b", nonce=2))
+    assert reply["status"]["status"].native == "granted"
+    assert _signer_serial(reply) == int(new.serial, 16) != int(old.serial, 16)
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,9 @@ def ocsp_get(encoded: str, pki: CurrentPki) -> Response:
     response_class=Response,
     openapi_extra=_binary_body(TSA_QUERY_MEDIA_TYPE),
 )
-def tsa(body: Annotated[bytes | None, Depends(_tsa_body)], pki: CurrentPki) -> Response:
+def tsa(
+    body: Annotated[bytes | None, Depends(_tsa_body)], pki: CurrentPki, instance: CurrentInstance
+) -> Response:
     """Answer a DER TimeStampReq; a bad one gets a rejection with its failInfo."""
     if body is None:
         reply = tsa_protocol.rejection(
@@ -153,5 +155,5 @@ def tsa(body: Annotated[bytes | None, Depends(_tsa_body)], pki: CurrentPki) -> R
             f"a {TSA_QUERY_MEDIA_TYPE} body of at most {tsa_protocol.TSA_REQUEST_MAX_BYTES} bytes",
         )
     else:
-        reply = pki.time_stamp_authority().respond(body, utcnow())
+        reply = instance.time_stamping.current(pki).respond(body, utcnow())
     return Response(reply, media_type=TSA_REPLY_MEDIA_TYPE)
