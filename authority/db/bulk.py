@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table, insert, inspect
+from sqlalchemy import Dialect, Table, Update, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 _Processor = Callable[[Any], Any]
 _MISSING = object()
@@ -85,8 +86,8 @@ def add_written(session: Session, instance: Any) -> None:
     authorization request): the flush of one new object cost several times the
     INSERT. Every column must have a value on the instance (no default is applied).
     """
-    mapper = inspect(instance).mapper
-    values = instance.__dict__
+    state = inspect(instance)
+    mapper, values = state.mapper, state.dict
     row: dict[str, Any] = {}
     for prop in mapper.column_attrs:
         if prop.key not in values:
@@ -95,3 +96,29 @@ def add_written(session: Session, instance: Any) -> None:
     insert_rows(session, mapper.local_table, [row])
     make_transient_to_detached(instance)
     session.add(instance)
+
+
+def spend_statement(table: Table, key: str, unset: Sequence[str], columns: Sequence[str]) -> Update:
+    """``UPDATE table SET columns WHERE key = :key AND`` every ``unset`` column ``IS NULL``:
+    the statement :func:`spend` runs, built once by its caller."""
+    return (
+        update(table)
+        .where(table.c[key] == bindparam("key"), *(table.c[name].is_(None) for name in unset))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
+
+
+def spend(
+    session: Session, record: Any, statement: Update, key: Any, values: Mapping[str, Any]
+) -> bool:
+    """Run ``statement`` (from :func:`spend_statement`) for the row ``key`` with ``values``
+    (by column name, which is the attribute name on our models);
+    if it changed the row, ``record`` holds ``values`` as stored. False, and nothing
+    changed, if the row was already spent: a compare-and-set, and no unit-of-work flush
+    (which for one row cost more than the statement)."""
+    params = {"key": key, **{f"new_{name}": value for name, value in values.items()}}
+    if session.connection().execute(statement, params).rowcount != 1:
+        return False
+    for name, value in values.items():
+        set_committed_value(record, name, value)
+    return True

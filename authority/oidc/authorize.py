@@ -40,10 +40,9 @@ from authlib.oidc.core.errors import (
     LoginRequiredError,
     RequestNotSupportedError,
 )
-from sqlalchemy import Table, bindparam, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import Table
 
-from authority.db.bulk import add_written
+from authority.db.bulk import add_written, spend, spend_statement
 from authority.identity.accounts import mandates
 from authority.identity.assurance import LEVELS, satisfies
 from authority.identity.models import Citizen, LoginSession
@@ -63,13 +62,9 @@ PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 _THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 # Marks in the stored parameters, never accepted from the client.
 _CONSENTED = "authority:consented"
-_REQUESTS = cast(Table, AuthorizationRequest.__table__)
-# A request is finished once: a Core statement (the ORM's flush of the one changed
-# column cost more), which also refuses a request finished since it was read.
-_FINISH = (
-    update(_REQUESTS)
-    .where(_REQUESTS.c.id == bindparam("key"), _REQUESTS.c.used_at.is_(None))
-    .values(used_at=bindparam("now"))
+# A request is finished once (authority.db.bulk.spend).
+_FINISH = spend_statement(
+    cast(Table, AuthorizationRequest.__table__), "id", ["used_at"], ["used_at"]
 )
 
 
@@ -308,14 +303,9 @@ class AuthorizationEndpoint:
     def _finish(self, record: AuthorizationRequest) -> bool:
         """Mark the request used; False if it was since it was read (unreachable under
         its row lock or SQLite's write lock), and then nothing changed."""
-        now = self.provider.now
-        finished = self.provider.session.connection().execute(
-            _FINISH, {"key": record.id, "now": now}
+        return spend(
+            self.provider.session, record, _FINISH, record.id, {"used_at": self.provider.now}
         )
-        if finished.rowcount != 1:
-            return False
-        set_committed_value(record, "used_at", now)
-        return True
 
     def mark_consented(self, record: AuthorizationRequest) -> None:
         """The person agreed on the consent page for this request."""

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Request
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 
 from authority.db.bulk import insert_rows
 from authority.identity.models import Citizen, LoginSession
 from authority.oidc.clients import Client
 from authority.oidc.issuance import (
     CODE_LIFETIME,
+    CODES,
     Authorized,
     IssuedTokens,
     find_refresh_token,
@@ -89,7 +90,6 @@ _PERSON = (
     .join(LoginSession, LoginSession.citizen_id == Citizen.id)
     .where(Citizen.id == bindparam("citizen_id"), LoginSession.id == bindparam("session_id"))
 )
-_CODE_TABLE = cast(Table, AuthorizationCode.__table__)
 _CODE = (
     select(AuthorizationCode)
     .where(AuthorizationCode.code_hash == bindparam("code_hash"))
@@ -220,7 +220,7 @@ class CodeGrant(_Issuing, AuthorizationCodeGrant):  # type: ignore[misc]
             "access_token_expires_at": None,
             "refresh_family": None,
         }
-        insert_rows(provider.session, _CODE_TABLE, [row])
+        insert_rows(provider.session, CODES, [row])
 
     def query_authorization_code(self, code: str, client: Client) -> _CodeRecord | None:
         """The unused, unexpired code issued to ``client``; a reused one revokes its tokens."""

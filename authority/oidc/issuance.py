@@ -20,10 +20,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from authority.account.history import record_release
-from authority.db.bulk import insert_rows
+from authority.db.bulk import insert_rows, spend, spend_statement
 from authority.identity.models import Citizen, LoginSession
 from authority.oidc.clients import ClientSecretKey
 from authority.oidc.models import (
@@ -269,39 +268,24 @@ def revoke_session_tokens(session: Session, login: LoginSession, now: datetime) 
 _REFRESH_TOKEN = (
     select(RefreshToken).where(RefreshToken.token_hash == bindparam("token_hash")).with_for_update()
 )
-# Core statements on the tables (not the mapped classes): one row changes by its key, and
-# the ORM's unit-of-work flush of that change cost more than the statement itself.
-_REFRESH_TABLE = cast(Table, RefreshToken.__table__)
-_ROTATE = (
-    update(_REFRESH_TABLE)
-    .where(
-        _REFRESH_TABLE.c.token_hash == bindparam("key"),
-        _REFRESH_TABLE.c.rotated_at.is_(None),
-        _REFRESH_TABLE.c.revoked_at.is_(None),
-    )
-    .values(rotated_at=bindparam("now"))
+# Spending is one guarded UPDATE each (authority.db.bulk.spend).
+_ROTATE = spend_statement(
+    cast(Table, RefreshToken.__table__), "token_hash", ["rotated_at", "revoked_at"], ["rotated_at"]
 )
-_CODE_TABLE = cast(Table, AuthorizationCode.__table__)
-_REDEEM = (
-    update(_CODE_TABLE)
-    .where(_CODE_TABLE.c.code_hash == bindparam("key"), _CODE_TABLE.c.used_at.is_(None))
-    .values(
-        used_at=bindparam("now"),
-        access_token_jti=bindparam("jti"),
-        access_token_expires_at=bindparam("jti_expires_at"),
-        refresh_family=bindparam("family"),
-    )
+#: The authorization codes' table, written by insert_rows (authority.oidc.grants).
+CODES = cast(Table, AuthorizationCode.__table__)
+_REDEEM = spend_statement(
+    CODES,
+    "code_hash",
+    ["used_at"],
+    ["used_at", "access_token_jti", "access_token_expires_at", "refresh_family"],
 )
 
 
 def mark_rotated(session: Session, record: RefreshToken, now: datetime) -> bool:
     """Mark a live refresh token rotated; False if it no longer was live (used, or
     revoked, since it was read), and then nothing changed."""
-    changed = session.connection().execute(_ROTATE, {"key": record.token_hash, "now": now})
-    if changed.rowcount != 1:
-        return False
-    set_committed_value(record, "rotated_at", now)
-    return True
+    return spend(session, record, _ROTATE, record.token_hash, {"rotated_at": now})
 
 
 def mark_redeemed(
@@ -315,21 +299,7 @@ def mark_redeemed(
         "access_token_expires_at": issued.access_expires_at,
         "refresh_family": issued.refresh_family,
     }
-    changed = session.connection().execute(
-        _REDEEM,
-        {
-            "key": record.code_hash,
-            "now": now,
-            "jti": issued.access_jti,
-            "jti_expires_at": issued.access_expires_at,
-            "family": issued.refresh_family,
-        },
-    )
-    if changed.rowcount != 1:
-        return False
-    for name, value in values.items():
-        set_committed_value(record, name, value)
-    return True
+    return spend(session, record, _REDEEM, record.code_hash, values)
 
 
 def revoke_issued(session: Session, issued: IssuedTokens, client_id: str, now: datetime) -> None:
